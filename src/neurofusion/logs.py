@@ -1,0 +1,49 @@
+"""Logging for workflow jobs: one log file per job, clean one-line errors for bad input."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from neurofusion.errors import NeurofusionError
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(log_path: str | Path | None = None, level: int = logging.INFO) -> None:
+    """Send neurofusion's log records to stderr and, if given, to ``log_path`` (overwritten)."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_path is not None:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_path, mode="w"))
+    logging.basicConfig(level=level, format=LOG_FORMAT, handlers=handlers, force=True)
+
+
+def run_step(log_path: str | Path, func: Callable[..., Any], /, **kwargs: Any) -> Any:
+    """Run one workflow step with logging; turn a :class:`NeurofusionError` into exit status 1.
+
+    The error's message (subject, file, fix) is written to the job's log and to stderr,
+    without a traceback, so that Snakemake's ``--show-failed-logs`` shows the user what
+    to do. Any other exception is a bug and keeps its traceback.
+
+    Parameters
+    ----------
+    log_path : str or Path
+        The job's log file.
+    func : callable
+        Library function to call with ``**kwargs``.
+
+    Returns
+    -------
+    Any
+        Whatever ``func`` returns.
+    """
+    configure_logging(log_path)
+    try:
+        return func(**kwargs)
+    except NeurofusionError as err:
+        logging.getLogger("neurofusion").error("%s", err)
+        raise SystemExit(1) from err
