@@ -33,7 +33,8 @@ rule simulate_subject:
         mem_mb=4000,
         runtime=10,
     params:
-        simulate=config["simulate"],
+        # Cohort size is left out: adding subjects must not rerun the others.
+        simulate={k: v for k, v in config["simulate"].items() if k != "n_per_group"},
         group=lambda wildcards: PARTICIPANTS.set_index("subject").at[
             wildcards.subject, "group"
         ],

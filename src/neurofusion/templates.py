@@ -76,3 +76,12 @@ def mni_tissue_priors(resolution: int = 1) -> dict[str, nib.Nifti1Image]:
         name: nib.Nifti1Image(data, gm_img.affine)
         for name, data in (("GM", gm), ("WM", wm), ("CSF", csf))
     }
+
+
+@lru_cache(maxsize=4)
+def mni_brain_mask(resolution: int = 1) -> nib.Nifti1Image:
+    """The template's brain mask (uint8) on the ``resolution`` mm grid of :func:`mni_t1`."""
+    from nilearn.datasets import load_mni152_brain_mask
+
+    img = load_mni152_brain_mask(resolution=resolution)
+    return nib.Nifti1Image((np.asarray(img.dataobj) > 0).astype(np.uint8), img.affine)

@@ -1,0 +1,443 @@
+"""nipype interfaces of the functional workflow (each wraps one library function)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import ants
+import nibabel as nib
+import numpy as np
+import pandas as pd
+from nipype.interfaces.base import (
+    BaseInterfaceInputSpec,
+    File,
+    InputMultiObject,
+    SimpleInterface,
+    TraitedSpec,
+    isdefined,
+    traits,
+)
+
+from neurofusion.fileio import write_json
+from neurofusion.preprocessing.bold_input import load_bold, slice_axis
+from neurofusion.preprocessing.bold_reports import (
+    carpet_figure,
+    func_qc,
+    motion_figure,
+    registration_figure,
+)
+from neurofusion.preprocessing.confounds import confounds_table, select_confounds
+from neurofusion.preprocessing.denoise import denoise
+from neurofusion.preprocessing.masks import bold_masks
+from neurofusion.preprocessing.motion import (
+    framewise_displacement_jenkinson,
+    motion_parameters,
+    realign,
+)
+from neurofusion.preprocessing.resample import compose_to_reference, resample_series
+from neurofusion.preprocessing.slice_timing import correct_slice_timing, resolve_slice_times
+
+
+def _save(img: nib.Nifti1Image, name: str) -> str:
+    path = Path.cwd() / name
+    nib.save(img, path)
+    return str(path)
+
+
+class _LoadBoldInputSpec(BaseInterfaceInputSpec):
+    subject = traits.Str(mandatory=True, desc="participant label")
+    bold_file = File(exists=True, mandatory=True, desc="raw 4D BOLD (BIDS)")
+    sidecar_file = File(exists=True, mandatory=True, desc="BIDS JSON sidecar")
+    dummy_scans = traits.Int(10, usedefault=True, desc="volumes to discard")
+    min_volumes = traits.Int(50, usedefault=True, desc="fewest volumes to keep")
+    fallback_order = traits.Either(None, traits.Str, usedefault=True, desc="slice order")
+    slice_timing = traits.Bool(True, usedefault=True, desc="resolve slice times")
+
+
+class _LoadBoldOutputSpec(TraitedSpec):
+    bold_file = File(exists=True, desc="BOLD without dummy scans, float32")
+    tr = traits.Float(desc="repetition time (s)")
+    slice_times = traits.List(traits.Float, desc="slice times (s); empty when unused")
+    slice_axis = traits.Int(desc="voxel axis of the slices")
+
+
+class LoadBold(SimpleInterface):
+    """Check the raw run (dimensions, TR, length, finite values) and drop dummy scans."""
+
+    input_spec = _LoadBoldInputSpec
+    output_spec = _LoadBoldOutputSpec
+
+    def _run_interface(self, runtime):
+        inputs = self.inputs
+        img, sidecar = load_bold(
+            inputs.subject,
+            inputs.bold_file,
+            inputs.sidecar_file,
+            inputs.dummy_scans,
+            inputs.min_volumes,
+        )
+        axis = slice_axis(img, sidecar)
+        times = []
+        if inputs.slice_timing:
+            times = resolve_slice_times(
+                inputs.subject,
+                inputs.sidecar_file,
+                sidecar,
+                img.shape[axis],
+                inputs.fallback_order,
+            ).tolist()
+        self._results.update(
+            bold_file=_save(img, "bold_nodummies.nii.gz"),
+            tr=float(sidecar["RepetitionTime"]),
+            slice_times=times,
+            slice_axis=axis,
+        )
+        return runtime
+
+
+class _SliceTimingInputSpec(BaseInterfaceInputSpec):
+    bold_file = File(exists=True, mandatory=True)
+    tr = traits.Float(mandatory=True, desc="repetition time (s)")
+    slice_times = traits.List(traits.Float, mandatory=True, desc="slice times (s)")
+    slice_axis = traits.Int(2, usedefault=True)
+
+
+class _BoldOutputSpec(TraitedSpec):
+    bold_file = File(exists=True)
+
+
+class SliceTimingCorrection(SimpleInterface):
+    """Fourier-shift every slice to the middle of the TR (see :mod:`.slice_timing`)."""
+
+    input_spec = _SliceTimingInputSpec
+    output_spec = _BoldOutputSpec
+
+    def _run_interface(self, runtime):
+        img = nib.load(self.inputs.bold_file)
+        data = correct_slice_timing(
+            np.asarray(img.dataobj, dtype=np.float32),
+            self.inputs.slice_times,
+            self.inputs.tr,
+            self.inputs.slice_axis,
+        )
+        self._results["bold_file"] = _save(
+            nib.Nifti1Image(data, img.affine, img.header), "bold_stc.nii.gz"
+        )
+        return runtime
+
+
+class _RealignInputSpec(BaseInterfaceInputSpec):
+    bold_file = File(exists=True, mandatory=True)
+    seed = traits.Int(0, usedefault=True)
+
+
+class _RealignOutputSpec(TraitedSpec):
+    transforms = traits.List(File(exists=True), desc="per-volume ITK transforms")
+    par_file = File(exists=True, desc="SPM-style parameters: mm, mm, mm, rad, rad, rad")
+    fd_jenkinson_file = File(exists=True, desc="Jenkinson FD per volume (mm)")
+    reference_file = File(exists=True, desc="reference volume (native EPI)")
+
+
+class Realign(SimpleInterface):
+    """Rigid realignment of every volume to the first (ANTs; see :mod:`.motion`)."""
+
+    input_spec = _RealignInputSpec
+    output_spec = _RealignOutputSpec
+
+    def _run_interface(self, runtime):
+        matrices, transforms, reference = realign(
+            nib.load(self.inputs.bold_file), Path.cwd() / "transforms", seed=self.inputs.seed
+        )
+        np.savetxt("motion.par", motion_parameters(matrices), fmt="%.8f")
+        np.savetxt("fd_jenkinson.txt", framewise_displacement_jenkinson(matrices), fmt="%.6f")
+        self._results.update(
+            transforms=[str(t) for t in transforms],
+            par_file=str(Path.cwd() / "motion.par"),
+            fd_jenkinson_file=str(Path.cwd() / "fd_jenkinson.txt"),
+            reference_file=_save(reference, "boldref.nii.gz"),
+        )
+        return runtime
+
+
+class _ResampleInputSpec(BaseInterfaceInputSpec):
+    bold_file = File(exists=True, mandatory=True, desc="native BOLD")
+    reference_file = File(exists=True, mandatory=True, desc="native EPI reference volume")
+    target_file = File(exists=True, mandatory=True, desc="image on the output grid")
+    volume_transforms = InputMultiObject(File(exists=True), mandatory=True)
+    static_transforms = InputMultiObject(
+        File(exists=True), mandatory=True, desc="output grid -> EPI reference, ANTs order"
+    )
+    static_invert = traits.List(traits.Bool, mandatory=True, desc="ANTs whichtoinvert")
+
+
+class _ResampleOutputSpec(TraitedSpec):
+    bold_file = File(exists=True, desc="BOLD on the output grid, float32")
+    boldref_file = File(exists=True, desc="temporal mean on the output grid")
+
+
+class ResampleBold(SimpleInterface):
+    """One interpolation per volume: motion, EPI -> T1w and T1w -> MNI composed."""
+
+    input_spec = _ResampleInputSpec
+    output_spec = _ResampleOutputSpec
+
+    def _run_interface(self, runtime):
+        target = nib.load(self.inputs.target_file)
+        field = compose_to_reference(
+            target,
+            nib.load(self.inputs.reference_file),
+            self.inputs.static_transforms,
+            self.inputs.static_invert,
+            Path.cwd() / "epi2target_",
+        )
+        out = resample_series(
+            nib.load(self.inputs.bold_file), target, self.inputs.volume_transforms, field
+        )
+        mean = nib.Nifti1Image(np.asarray(out.dataobj).mean(axis=3), out.affine)
+        self._results.update(
+            bold_file=_save(out, "bold_space-target.nii.gz"),
+            boldref_file=_save(mean, "boldref_space-target.nii.gz"),
+        )
+        return runtime
+
+
+class _ConfoundsInputSpec(BaseInterfaceInputSpec):
+    bold_file = File(exists=True, mandatory=True, desc="BOLD on the output grid")
+    brain_mask = File(exists=True, mandatory=True)
+    wm_mask = File(exists=True, mandatory=True, desc="eroded white matter")
+    csf_mask = File(exists=True, mandatory=True, desc="eroded CSF")
+    par_file = File(exists=True, mandatory=True)
+    fd_file = File(exists=True, mandatory=True, desc="nipype FramewiseDisplacement output")
+    fd_jenkinson_file = File(exists=True, mandatory=True)
+    dvars_file = File(exists=True, mandatory=True, desc="nipype ComputeDVARS out_all")
+    compcor_file = File(exists=True, mandatory=True, desc="nipype ACompCor components")
+
+
+class _ConfoundsOutputSpec(TraitedSpec):
+    confounds_file = File(exists=True, desc="confounds TSV (fMRIPrep column names)")
+
+
+class GatherConfounds(SimpleInterface):
+    """Tissue signals plus the motion, FD, DVARS and CompCor files, as one TSV."""
+
+    input_spec = _ConfoundsInputSpec
+    output_spec = _ConfoundsOutputSpec
+
+    def _run_interface(self, runtime):
+        data = np.asarray(nib.load(self.inputs.bold_file).dataobj, dtype=np.float32)
+
+        def mean_in(mask_file):
+            mask = np.asarray(nib.load(mask_file).dataobj) > 0
+            return data[mask].mean(axis=0) if mask.any() else np.zeros(data.shape[-1])
+
+        signals = {
+            "white_matter": mean_in(self.inputs.wm_mask),
+            "csf": mean_in(self.inputs.csf_mask),
+            "global_signal": mean_in(self.inputs.brain_mask),
+        }
+        # nipype writes FD and DVARS for volumes 2..t; the first volume gets 0.
+        fd = np.r_[0.0, np.loadtxt(self.inputs.fd_file, skiprows=1, ndmin=1)]
+        dvars = np.loadtxt(self.inputs.dvars_file, skiprows=1, ndmin=2)
+        compcor = pd.read_csv(self.inputs.compcor_file, sep="\t").to_numpy()
+        table = confounds_table(
+            parameters=np.loadtxt(self.inputs.par_file, ndmin=2),
+            fd_power=fd,
+            fd_jenkinson=np.loadtxt(self.inputs.fd_jenkinson_file, ndmin=1),
+            dvars=np.r_[0.0, dvars[:, 1]],
+            std_dvars=np.r_[0.0, dvars[:, 0]],
+            tissue_signals=signals,
+            compcor=compcor,
+        )
+        path = Path.cwd() / "confounds.tsv"
+        table.to_csv(path, sep="\t", index=False, float_format="%.8g")
+        self._results["confounds_file"] = str(path)
+        return runtime
+
+
+class _DenoiseInputSpec(BaseInterfaceInputSpec):
+    bold_file = File(exists=True, mandatory=True)
+    mask_file = File(exists=True, mandatory=True)
+    confounds_file = File(exists=True, mandatory=True)
+    tr = traits.Float(mandatory=True)
+    strategy = traits.Enum("study", "24P", "36P", "acompcor", usedefault=True)
+    global_signal = traits.Bool(False, usedefault=True)
+    order = traits.Enum("study", "simultaneous", usedefault=True)
+    fwhm_mm = traits.Float(4.0, usedefault=True)
+    band_hz = traits.Tuple(traits.Float, traits.Float, default=(0.01, 0.08), usedefault=True)
+    censor_fd_mm = traits.Either(None, traits.Float, usedefault=True)
+
+
+class _DenoiseOutputSpec(TraitedSpec):
+    bold_file = File(exists=True, desc="clean BOLD")
+    kept_volumes = traits.List(traits.Int, desc="indices of the volumes kept")
+
+
+class Denoise(SimpleInterface):
+    """Confound regression, smoothing, detrending and band-pass (see :mod:`.denoise`)."""
+
+    input_spec = _DenoiseInputSpec
+    output_spec = _DenoiseOutputSpec
+
+    def _run_interface(self, runtime):
+        img = nib.load(self.inputs.bold_file)
+        mask = np.asarray(nib.load(self.inputs.mask_file).dataobj) > 0
+        table = pd.read_csv(self.inputs.confounds_file, sep="\t")
+        regressors = select_confounds(table, self.inputs.strategy, self.inputs.global_signal)
+        clean = denoise(
+            np.asarray(img.dataobj, dtype=np.float32),
+            mask,
+            img.affine,
+            regressors.to_numpy(),
+            self.inputs.tr,
+            order=self.inputs.order,
+            fwhm_mm=self.inputs.fwhm_mm,
+            band_hz=self.inputs.band_hz,
+        )
+        kept = np.arange(clean.shape[-1])
+        censor = self.inputs.censor_fd_mm
+        if isdefined(censor) and censor is not None:
+            kept = kept[table["framewise_displacement"].to_numpy() <= censor]
+            clean = clean[..., kept]
+        self._results.update(
+            bold_file=_save(nib.Nifti1Image(clean, img.affine, img.header), "bold_clean.nii.gz"),
+            kept_volumes=kept.tolist(),
+        )
+        return runtime
+
+
+class _CoregisterInputSpec(BaseInterfaceInputSpec):
+    boldref_file = File(exists=True, mandatory=True, desc="native EPI reference volume")
+    t1w_file = File(exists=True, mandatory=True, desc="bias-corrected T1w")
+    t1w_mask = File(exists=True, mandatory=True, desc="T1w brain mask")
+    seed = traits.Int(0, usedefault=True)
+
+
+class _CoregisterOutputSpec(TraitedSpec):
+    transforms = traits.List(File(exists=True), desc="T1w points -> EPI points (ANTs)")
+
+
+class CoregisterEpi(SimpleInterface):
+    """Rigid EPI -> T1w registration with Mattes mutual information (ANTs).
+
+    EPI and T1w come from one session in one scanner space, so the search starts from
+    the identity rather than from the centres of mass, which differ between a partial
+    EPI field of view and a whole-head T1w.
+    """
+
+    input_spec = _CoregisterInputSpec
+    output_spec = _CoregisterOutputSpec
+
+    def _run_interface(self, runtime):
+        t1w = nib.load(self.inputs.t1w_file)
+        mask = np.asarray(nib.load(self.inputs.t1w_mask).dataobj) > 0
+        brain = nib.Nifti1Image(np.asarray(t1w.dataobj, dtype=np.float32) * mask, t1w.affine)
+        identity = str(Path.cwd() / "identity.mat")
+        ants.write_transform(ants.create_ants_transform(dimension=3), identity)
+        result = ants.registration(
+            fixed=ants.from_nibabel_nifti(brain),
+            moving=ants.from_nibabel_nifti(nib.load(self.inputs.boldref_file)),
+            type_of_transform="Rigid",
+            initial_transform=[identity],
+            aff_metric="mattes",
+            outprefix=str(Path.cwd() / "epi2t1w_"),
+            random_seed=self.inputs.seed,
+        )
+        self._results["transforms"] = list(result["fwdtransforms"])
+        return runtime
+
+
+class _MasksInputSpec(BaseInterfaceInputSpec):
+    target_file = File(exists=True, mandatory=True, desc="output grid")
+    boldref_file = File(exists=True, mandatory=True, desc="mean BOLD on the output grid")
+    t1w_mask = File(exists=True, mandatory=True)
+    probseg = InputMultiObject(File(exists=True), mandatory=True, desc="GM, WM, CSF (native)")
+    t1w2target = InputMultiObject(File(exists=True), mandatory=True, desc="ANTs transforms")
+    t1w2target_invert = traits.List(traits.Bool, mandatory=True)
+
+
+class _MasksOutputSpec(TraitedSpec):
+    brain_mask = File(exists=True, desc="T1w brain mask covered by the EPI field of view")
+    gm_mask = File(exists=True, desc="grey matter (probability >= 0.5) in the brain mask")
+    wm_mask = File(exists=True, desc="eroded white matter")
+    csf_mask = File(exists=True, desc="eroded CSF")
+    compcor_mask = File(exists=True, desc="eroded WM + CSF")
+
+
+class BoldMasks(SimpleInterface):
+    """Brain, GM and eroded WM/CSF masks on the output grid (see :mod:`.masks`)."""
+
+    input_spec = _MasksInputSpec
+    output_spec = _MasksOutputSpec
+
+    def _run_interface(self, runtime):
+        masks = bold_masks(
+            target=nib.load(self.inputs.target_file),
+            boldref=nib.load(self.inputs.boldref_file),
+            t1w_mask=nib.load(self.inputs.t1w_mask),
+            probseg=[nib.load(p) for p in self.inputs.probseg],
+            transforms=self.inputs.t1w2target,
+            invert=self.inputs.t1w2target_invert,
+        )
+        for name, img in masks.items():
+            self._results[f"{name}_mask"] = _save(img, f"{name}_mask.nii.gz")
+        return runtime
+
+
+class _ReportsInputSpec(BaseInterfaceInputSpec):
+    confounds_file = File(exists=True, mandatory=True)
+    bold_file = File(exists=True, mandatory=True, desc="BOLD on the output grid")
+    boldref_file = File(exists=True, mandatory=True)
+    tsnr_file = File(exists=True, mandatory=True)
+    brain_mask = File(exists=True, mandatory=True)
+    gm_mask = File(exists=True, mandatory=True)
+    template_mask = File(exists=True, mandatory=True)
+    tr = traits.Float(mandatory=True)
+
+
+class _ReportsOutputSpec(TraitedSpec):
+    qc_file = File(exists=True, desc="QC numbers (JSON)")
+    motion_png = File(exists=True)
+    carpet_png = File(exists=True)
+    registration_png = File(exists=True)
+
+
+class FuncReports(SimpleInterface):
+    """QC numbers and figures (see :mod:`.bold_reports`)."""
+
+    input_spec = _ReportsInputSpec
+    output_spec = _ReportsOutputSpec
+
+    def _run_interface(self, runtime):
+        confounds = pd.read_csv(self.inputs.confounds_file, sep="\t")
+
+        def load_mask(path):
+            return np.asarray(nib.load(path).dataobj) > 0
+
+        qc = func_qc(
+            confounds,
+            np.asarray(nib.load(self.inputs.tsnr_file).dataobj),
+            load_mask(self.inputs.gm_mask),
+            load_mask(self.inputs.brain_mask),
+            load_mask(self.inputs.template_mask),
+        )
+        cwd = Path.cwd()
+        write_json(cwd / "qc.json", qc)
+        motion_figure(confounds, cwd / "motion.png")
+        carpet_figure(
+            nib.load(self.inputs.bold_file),
+            nib.load(self.inputs.brain_mask),
+            self.inputs.tr,
+            cwd / "carpet.png",
+        )
+        registration_figure(
+            nib.load(self.inputs.boldref_file),
+            nib.load(self.inputs.template_mask),
+            cwd / "registration.png",
+        )
+        self._results.update(
+            qc_file=str(cwd / "qc.json"),
+            motion_png=str(cwd / "motion.png"),
+            carpet_png=str(cwd / "carpet.png"),
+            registration_png=str(cwd / "registration.png"),
+        )
+        return runtime

@@ -1,0 +1,87 @@
+"""Masks of the functional workflow on the output (MNI) grid."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import ants
+import nibabel as nib
+import numpy as np
+from scipy import ndimage as ndi
+
+#: Tissue probability above which a native voxel counts as pure WM or CSF.
+PURE_TISSUE = 0.9
+#: Erosion depth (mm) of the WM and CSF masks in native T1w space, so that their mean
+#: signals are not contaminated by grey matter (CSF spaces are thin: less erosion).
+EROSION_MM = {"wm": 3.0, "csf": 1.0}
+#: EPI coverage: output voxels whose mean BOLD is above this fraction of the brain's
+#: 98th percentile were inside the field of view.
+COVERAGE_FRACTION = 0.1
+
+
+def _to_target(img, target, transforms, invert, interpolator="linear") -> np.ndarray:
+    warped = ants.apply_transforms(
+        fixed=ants.from_nibabel_nifti(target),
+        moving=ants.from_nibabel_nifti(img),
+        transformlist=[str(t) for t in transforms],
+        whichtoinvert=list(invert),
+        interpolator=interpolator,
+    )
+    return warped.numpy()
+
+
+def erode_mm(mask: np.ndarray, zooms: Sequence[float], depth_mm: float) -> np.ndarray:
+    """Keep the voxels at least ``depth_mm`` inside ``mask`` (Euclidean, in mm)."""
+    if depth_mm <= 0:
+        return mask
+    return ndi.distance_transform_edt(mask, sampling=zooms) > depth_mm
+
+
+def bold_masks(
+    target: nib.Nifti1Image,
+    boldref: nib.Nifti1Image,
+    t1w_mask: nib.Nifti1Image,
+    probseg: Sequence[nib.Nifti1Image],
+    transforms: Sequence[str | Path],
+    invert: Sequence[bool],
+) -> dict[str, nib.Nifti1Image]:
+    """Brain, GM, eroded WM and CSF, and CompCor masks on ``target``'s grid.
+
+    Parameters
+    ----------
+    target : nibabel.Nifti1Image
+        Output grid (MNI at 3 mm).
+    boldref : nibabel.Nifti1Image
+        Mean BOLD on that grid (voxels outside the EPI field of view are ~0).
+    t1w_mask : nibabel.Nifti1Image
+        Native T1w brain mask.
+    probseg : sequence of nibabel.Nifti1Image
+        Native GM, WM, CSF probability maps.
+    transforms, invert : sequence
+        ANTs transforms (and ``whichtoinvert``) taking native T1w to the target grid.
+
+    Returns
+    -------
+    dict of str to nibabel.Nifti1Image
+        uint8 masks ``brain``, ``gm``, ``wm``, ``csf``, ``compcor``. WM and CSF fall back to
+        their un-eroded masks when erosion leaves no voxel (tiny images).
+    """
+    zooms = t1w_mask.header.get_zooms()[:3]
+    brain = _to_target(t1w_mask, target, transforms, invert) >= 0.5
+    ref = np.asarray(boldref.dataobj, dtype=np.float32)
+    if brain.any():
+        brain &= ref > COVERAGE_FRACTION * np.percentile(ref[brain], 98)
+    wm_prob, csf_prob = (np.asarray(p.dataobj, dtype=np.float32) for p in probseg[1:])
+    gm = brain & (_to_target(probseg[0], target, transforms, invert) >= 0.5)
+    out = {"brain": brain, "gm": gm}
+    for name, prob in (("wm", wm_prob), ("csf", csf_prob)):
+        pure = prob >= PURE_TISSUE
+        eroded = erode_mm(pure, zooms, EROSION_MM[name])
+        native = eroded if eroded.any() else pure
+        img = nib.Nifti1Image(native.astype(np.float32), t1w_mask.affine)
+        out[name] = brain & (_to_target(img, target, transforms, invert) >= 0.5)
+    out["compcor"] = out["wm"] | out["csf"]
+    return {
+        name: nib.Nifti1Image(mask.astype(np.uint8), target.affine) for name, mask in out.items()
+    }
