@@ -26,9 +26,11 @@ os.environ.update(
 include: "rules/common.smk"
 include: "rules/simulate.smk"
 include: "rules/convert.smk"
+include: "rules/anat.smk"
+include: "rules/func.smk"
 
 
 rule all:
     default_target: True
     input:
-        rules.rawdata.input,
+        preprocess_targets() if "T1w" in MODALITIES else rules.rawdata.input,

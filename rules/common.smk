@@ -2,6 +2,8 @@
 from pathlib import Path
 
 from neurofusion.bids.layout import raw_image_path
+from neurofusion.preprocessing.anat_outputs import anat_outputs
+from neurofusion.preprocessing.func_outputs import func_outputs
 from neurofusion.workflow import (
     bids_inputs,
     dicom_folder,
@@ -12,6 +14,7 @@ from neurofusion.workflow import (
 
 OUT = config["output_dir"]
 RAW = f"{OUT}/rawdata"
+DERIV = f"{OUT}/derivatives"
 LOGS = f"{OUT}/logs"
 BENCH = f"{OUT}/benchmarks"
 KIND = config["input"]["kind"]
@@ -83,3 +86,38 @@ def rawdata_targets():
         + expand(rules.convert.output.scans, subject=SUBJECTS)
         + list(rules.rawdata_dataset.output)
     )
+
+
+# Preprocessing (rules/anat.smk, rules/func.smk)
+FUNC_RESOLUTION = config["preprocessing"]["func"]["resolution_mm"]
+#: Anatomical outputs the functional workflow reads.
+ANAT_FOR_FUNC = (
+    "t1w_preproc",
+    "brain_mask",
+    "probseg_GM",
+    "probseg_WM",
+    "probseg_CSF",
+    "t1w2mni_affine",
+    "t1w2mni_warp",
+)
+
+
+def preprocess_targets():
+    """Every subject's anatomical and (with a T1w) functional derivatives."""
+    if "T1w" not in MODALITIES:
+        raise WorkflowError(
+            "preprocessing needs T1w images (the BOLD is normalised through the T1w); "
+            "with input.modalities [bold] only the rawdata target is available"
+        )
+    targets = [
+        str(path)
+        for subject in SUBJECTS
+        for path in anat_outputs(DERIV, subject).values()
+    ]
+    if "bold" in MODALITIES:
+        targets += [
+            str(path)
+            for subject in SUBJECTS
+            for path in func_outputs(DERIV, subject, FUNC_RESOLUTION).values()
+        ]
+    return targets

@@ -128,30 +128,28 @@ class SliceTimingCorrection(SimpleInterface):
 
 class _RealignInputSpec(BaseInterfaceInputSpec):
     bold_file = File(exists=True, mandatory=True)
-    seed = traits.Int(0, usedefault=True)
 
 
 class _RealignOutputSpec(TraitedSpec):
-    transforms = traits.List(File(exists=True), desc="per-volume ITK transforms")
+    poses_file = File(exists=True, desc="(t, 16) RAS head pose matrices, row-major")
     par_file = File(exists=True, desc="SPM-style parameters: mm, mm, mm, rad, rad, rad")
     fd_jenkinson_file = File(exists=True, desc="Jenkinson FD per volume (mm)")
     reference_file = File(exists=True, desc="reference volume (native EPI)")
 
 
 class Realign(SimpleInterface):
-    """Rigid realignment of every volume to the first (ANTs; see :mod:`.motion`)."""
+    """Rigid realignment of every volume to the first (see :mod:`.motion`)."""
 
     input_spec = _RealignInputSpec
     output_spec = _RealignOutputSpec
 
     def _run_interface(self, runtime):
-        matrices, transforms, reference = realign(
-            nib.load(self.inputs.bold_file), Path.cwd() / "transforms", seed=self.inputs.seed
-        )
+        matrices, reference = realign(nib.load(self.inputs.bold_file))
         np.savetxt("motion.par", motion_parameters(matrices), fmt="%.8f")
         np.savetxt("fd_jenkinson.txt", framewise_displacement_jenkinson(matrices), fmt="%.6f")
+        np.savetxt("poses.txt", matrices.reshape(len(matrices), 16), fmt="%.10f")
         self._results.update(
-            transforms=[str(t) for t in transforms],
+            poses_file=str(Path.cwd() / "poses.txt"),
             par_file=str(Path.cwd() / "motion.par"),
             fd_jenkinson_file=str(Path.cwd() / "fd_jenkinson.txt"),
             reference_file=_save(reference, "boldref.nii.gz"),
@@ -163,7 +161,7 @@ class _ResampleInputSpec(BaseInterfaceInputSpec):
     bold_file = File(exists=True, mandatory=True, desc="native BOLD")
     reference_file = File(exists=True, mandatory=True, desc="native EPI reference volume")
     target_file = File(exists=True, mandatory=True, desc="image on the output grid")
-    volume_transforms = InputMultiObject(File(exists=True), mandatory=True)
+    poses_file = File(exists=True, mandatory=True, desc="(t, 16) RAS head poses")
     static_transforms = InputMultiObject(
         File(exists=True), mandatory=True, desc="output grid -> EPI reference, ANTs order"
     )
@@ -190,9 +188,8 @@ class ResampleBold(SimpleInterface):
             self.inputs.static_invert,
             Path.cwd() / "epi2target_",
         )
-        out = resample_series(
-            nib.load(self.inputs.bold_file), target, self.inputs.volume_transforms, field
-        )
+        poses = np.loadtxt(self.inputs.poses_file, ndmin=2).reshape(-1, 4, 4)
+        out = resample_series(nib.load(self.inputs.bold_file), target, poses, field)
         mean = nib.Nifti1Image(np.asarray(out.dataobj).mean(axis=3), out.affine)
         self._results.update(
             bold_file=_save(out, "bold_space-target.nii.gz"),

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from nipype.algorithms.confounds import TSNR, ACompCor, ComputeDVARS, FramewiseDisplacement
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
+from neurofusion.preprocessing.anat_outputs import subject_label, t1w2mni_transforms
 from neurofusion.preprocessing.bold_interfaces import (
     BoldMasks,
     CoregisterEpi,
@@ -28,7 +30,12 @@ from neurofusion.preprocessing.bold_interfaces import (
     SliceTimingCorrection,
 )
 from neurofusion.preprocessing.confounds import N_COMPCOR
+from neurofusion.preprocessing.execution import run_workflow
+from neurofusion.preprocessing.func_outputs import func_outputs, write_func_outputs
+from neurofusion.preprocessing.image_interfaces import TISSUES
 from neurofusion.preprocessing.template_grid import TemplateGrid
+from neurofusion.preprocessing.threads import limit_threads
+from neurofusion.provenance import write_provenance
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,7 +129,8 @@ def init_func_wf(subject: str, settings: FuncSettings, name: str = "func_wf") ->
         ``t1w2mni_xfm`` and ``t1w2mni_invert`` (ANTs list taking MNI points to T1w
         points). ``outputnode`` fields: ``clean_bold``, ``brain_mask``, ``confounds``,
         ``boldref``, ``qc``, ``motion_png``, ``carpet_png``, ``registration_png``,
-        ``kept_volumes``, ``tr``.
+        ``kept_volumes``, ``tr``, ``boldref2t1w_xfm`` (list with the rigid EPI -> T1w
+        ITK transform: T1w points to EPI reference points).
     """
     wf = pe.Workflow(name=name)
     inputnode = pe.Node(
@@ -152,6 +160,7 @@ def init_func_wf(subject: str, settings: FuncSettings, name: str = "func_wf") ->
                 "registration_png",
                 "kept_volumes",
                 "tr",
+                "boldref2t1w_xfm",
             ]
         ),
         name="outputnode",
@@ -166,7 +175,7 @@ def init_func_wf(subject: str, settings: FuncSettings, name: str = "func_wf") ->
         ),
         name="load_bold",
     )
-    realign = pe.Node(Realign(seed=settings.seed), name="realign")
+    realign = pe.Node(Realign(), name="realign")
     coreg = pe.Node(CoregisterEpi(seed=settings.seed), name="coregister")
     grid = pe.Node(TemplateGrid(resolution_mm=settings.resolution_mm), name="template_grid")
     chain = pe.Node(
@@ -224,7 +233,7 @@ def init_func_wf(subject: str, settings: FuncSettings, name: str = "func_wf") ->
         (inputnode, chain, [("t1w2mni_xfm", "t1w2mni"), ("t1w2mni_invert", "t1w2mni_invert")]),
         (coreg, chain, [("transforms", "epi2t1w")]),
         (realign, resample, [("reference_file", "reference_file"),
-                             ("transforms", "volume_transforms")]),
+                             ("poses_file", "poses_file")]),
         (grid, resample, [("t1w_file", "target_file")]),
         (chain, resample, [("transforms", "static_transforms"), ("invert", "static_invert")]),
         (grid, masks, [("t1w_file", "target_file")]),
@@ -264,5 +273,74 @@ def init_func_wf(subject: str, settings: FuncSettings, name: str = "func_wf") ->
                                ("carpet_png", "carpet_png"),
                                ("registration_png", "registration_png")]),
         (load, outputnode, [("tr", "tr")]),
+        (coreg, outputnode, [("transforms", "boldref2t1w_xfm")]),
     ])  # fmt: skip
     return wf
+
+
+def run_func(
+    subject: str,
+    bold: str | Path,
+    sidecar: str | Path,
+    anat: Mapping[str, Path],
+    deriv_root: str | Path,
+    work_dir: str | Path,
+    settings: FuncSettings,
+    threads: int = 1,
+) -> dict[str, Path]:
+    """Preprocess one subject's resting BOLD and write its derivatives.
+
+    Parameters
+    ----------
+    subject : str
+        Participant label, with or without ``sub-``.
+    bold, sidecar : path
+        Raw BOLD run and its JSON sidecar.
+    anat : mapping
+        :func:`~neurofusion.preprocessing.anat_outputs.anat_outputs` of the subject.
+    deriv_root : path
+        BIDS-derivatives root.
+    work_dir : path
+        nipype working directory root (``work_dir/func_sub-<label>`` resumes a crashed run).
+    settings : FuncSettings
+        Parameters.
+    threads : int
+        Threads for ITK and BLAS.
+
+    Returns
+    -------
+    dict of str to Path
+        :func:`func_outputs`, all written.
+
+    Raises
+    ------
+    InputError
+        Bad input (3D run, missing TR, too few volumes, NaN voxels, bad SliceTiming).
+    WorkflowError
+        A node crashed; the message holds nipype's crash files.
+    """
+    label = subject_label(subject)
+    limit_threads(threads)
+    outputs = func_outputs(deriv_root, label, settings.resolution_mm)
+    anat = {key: Path(path).resolve() for key, path in anat.items()}
+    wf = init_func_wf(label, settings, name=f"func_sub_{label}_wf")
+    inputs = wf.inputs.inputnode
+    inputs.bold_file = str(Path(bold).resolve())
+    inputs.sidecar_file = str(Path(sidecar).resolve())
+    inputs.t1w_preproc = str(anat["t1w_preproc"])
+    inputs.t1w_mask = str(anat["brain_mask"])
+    inputs.probseg = [str(anat[f"probseg_{t}"]) for t in TISSUES]
+    inputs.t1w2mni_xfm = [str(p) for p in t1w2mni_transforms(anat)]
+    inputs.t1w2mni_invert = [False, False]
+    results = run_workflow(wf, Path(work_dir) / f"func_sub-{label}", f"sub-{label}")
+    sources = [str(bold), *(str(anat[k]) for k in ("t1w_preproc", "t1w2mni_affine"))]
+    write_func_outputs(results, outputs, sources, settings)
+    write_provenance(
+        outputs["provenance"],
+        step="func",
+        inputs=[bold, sidecar],
+        parameters={**dataclasses.asdict(settings), "threads": threads},
+        seed=settings.seed,
+        extra={"subject": f"sub-{label}"},
+    )
+    return outputs

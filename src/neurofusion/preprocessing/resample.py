@@ -1,8 +1,15 @@
 """Resample every BOLD volume once, from native EPI space straight to MNI.
 
-The static part of the chain (EPI reference -> T1w -> MNI) is composed by ANTs into one
-displacement field on the output grid; each volume then needs only that field and its
-own realignment transform, so the data are interpolated once, as fMRIPrep does.
+The static part of the chain (output grid -> T1w -> EPI reference) is composed by ANTs
+into one displacement field on the output grid. Each output voxel's position in the EPI
+reference is read from that field once; each volume then only adds its own rigid head
+pose (a 4 x 4 matrix) and is sampled with a cubic B-spline (scipy), so the data are
+interpolated exactly once, as fMRIPrep does.
+
+Why not one ``ants.apply_transforms`` call per volume: on the tiny preset's 60 volumes
+(67 x 79 x 64 output grid) that took 2.0 s per volume with windowed-sinc interpolation;
+this module takes about 0.1 s per volume with cubic B-splines, for the same geometry
+(checked against ANTs' linear interpolation in ``tests/test_func_units.py``).
 """
 
 from __future__ import annotations
@@ -13,6 +20,10 @@ from pathlib import Path
 import ants
 import nibabel as nib
 import numpy as np
+from scipy import ndimage as ndi
+
+#: RAS <-> LPS flip of coordinates and vectors (ITK works in LPS).
+FLIP = np.array([-1.0, -1.0, 1.0])
 
 
 def compose_to_reference(
@@ -36,12 +47,12 @@ def compose_to_reference(
     invert : sequence of bool
         ``whichtoinvert`` of ``ants.apply_transforms`` (linear transforms only).
     prefix : str or Path
-        File prefix of the composed field.
+        File prefix of the composed field (ANTs appends ``comptx.nii.gz``).
 
     Returns
     -------
     str
-        Path of the composed displacement field (NIfTI).
+        Path of the composed displacement field (ITK NIfTI, LPS vectors in mm).
     """
     return ants.apply_transforms(
         fixed=ants.from_nibabel_nifti(reference),
@@ -52,47 +63,68 @@ def compose_to_reference(
     )
 
 
+def field_points(field: nib.Nifti1Image) -> np.ndarray:
+    """Where each voxel of a displacement field's grid lands: ``x + u(x)`` in RAS mm.
+
+    Parameters
+    ----------
+    field : nibabel.Nifti1Image
+        ITK displacement field, shape (x, y, z, 1, 3), vectors in LPS mm.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (4, x * y * z): homogeneous RAS coordinates, voxels in C order.
+    """
+    shape = field.shape[:3]
+    ijk = np.indices(shape, dtype=np.float64).reshape(3, -1)
+    points = field.affine[:3, :3] @ ijk + field.affine[:3, 3:4]
+    displacement = np.asarray(field.dataobj, dtype=np.float64).reshape(-1, 3).T
+    points += displacement * FLIP[:, None]
+    return np.vstack([points, np.ones(points.shape[1])])
+
+
 def resample_series(
     bold: nib.Nifti1Image,
     reference: nib.Nifti1Image,
-    volume_transforms: Sequence[str | Path],
+    poses: np.ndarray,
     static_field: str | Path,
-    interpolator: str = "lanczosWindowedSinc",
+    order: int = 3,
 ) -> nib.Nifti1Image:
-    """Resample each volume through its own transform and the shared static field.
+    """Sample each volume at its output voxels' positions: static field, then head pose.
 
     Parameters
     ----------
     bold : nibabel.Nifti1Image
         4D native BOLD, shape (x, y, z, t).
     reference : nibabel.Nifti1Image
-        Output grid.
-    volume_transforms : sequence of path
-        One realignment transform per volume (reference volume -> volume ``n``).
+        Output grid (the static field's grid).
+    poses : numpy.ndarray
+        Shape (t, 4, 4): RAS head pose of each volume relative to the EPI reference
+        (see :mod:`.motion`).
     static_field : str or Path
-        Field from :func:`compose_to_reference` (output grid -> EPI reference). Each
-        output point goes through the field, then through the volume's transform.
-    interpolator : str
-        ANTs interpolator; windowed sinc keeps the signal sharp (fMRIPrep's default).
+        Field from :func:`compose_to_reference` (output grid -> EPI reference).
+    order : int
+        B-spline order (3 = cubic; 1 = trilinear).
 
     Returns
     -------
     nibabel.Nifti1Image
-        4D float32 on ``reference``'s grid, shape reference.shape + (t,).
+        4D float32 on ``reference``'s grid; 0 where a point falls outside the EPI field
+        of view.
     """
     data = np.asarray(bold.dataobj, dtype=np.float32)
-    fixed = ants.from_nibabel_nifti(reference)
+    points = field_points(nib.load(static_field))
+    to_voxels = np.linalg.inv(bold.affine)
     out = np.empty((*reference.shape[:3], data.shape[-1]), dtype=np.float32)
-    for index, transform in enumerate(volume_transforms):
-        moving = ants.from_nibabel_nifti(nib.Nifti1Image(data[..., index], bold.affine))
-        warped = ants.apply_transforms(
-            fixed=fixed,
-            moving=moving,
-            transformlist=[str(static_field), str(transform)],
-            interpolator=interpolator,
+    for index in range(data.shape[-1]):
+        voxels = (to_voxels @ poses[index] @ points)[:3]
+        coeffs = ndi.spline_filter(data[..., index], order=order, output=np.float32, mode="mirror")
+        sampled = ndi.map_coordinates(
+            coeffs, voxels, order=order, prefilter=False, mode="constant", cval=0.0
         )
-        out[..., index] = warped.numpy()
-    np.maximum(out, 0, out=out)  # sinc overshoot at the head's edge
+        out[..., index] = sampled.reshape(reference.shape[:3])
+    np.maximum(out, 0, out=out)  # spline overshoot at the head's edge
     header = nib.Nifti1Header()
     header.set_data_dtype(np.float32)
     return nib.Nifti1Image(out, reference.affine, header)

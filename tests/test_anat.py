@@ -1,0 +1,341 @@
+"""Anatomical workflow: accuracy against the simulator's truth, real heads, bad input.
+
+The session fixtures simulate one tiny subject (T1 2 x 2 x 2.66 mm, 128 x 128 x 72, with
+skull, bias field and noise), convert its DICOM with the project's converter and run the
+anatomical workflow once; every accuracy test reads those outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import yaml
+from conftest import REPO
+
+from neurofusion import atlas, templates
+from neurofusion.errors import InputError
+from neurofusion.preprocessing.anat import init_anat_wf, run_anat, to_mni
+from neurofusion.preprocessing.anat_outputs import (
+    MASK_KEYS,
+    anat_outputs,
+    image_keys,
+    mni2t1w_transforms,
+)
+from neurofusion.preprocessing.ants_interfaces import Registration, apply_transforms
+from neurofusion.preprocessing.brain_extraction import AFFINE_STAGES
+from neurofusion.preprocessing.threads import limit_threads
+
+TISSUES = ("GM", "WM", "CSF")
+#: Acceptance thresholds of the issue.
+AAL_DICE_MIN = 0.8
+TISSUE_DICE_MIN = {"GM": 0.8, "WM": 0.85, "CSF": 0.7}
+BRAIN_LITRES = (1.0, 1.8)
+TEMPLATE_R_MIN = 0.9
+
+
+@dataclass(frozen=True)
+class SimulatedSubject:
+    """One simulated, converted subject: its label, raw T1w and truth folder."""
+
+    label: str
+    t1w: Path
+    truth: Path
+
+
+def simulate_converted_subject(root: Path, preset: str = "tiny") -> SimulatedSubject:
+    """Simulate the first subject of a one-per-group cohort and convert its T1w to BIDS.
+
+    Module-level (not a fixture) so that conftest.py can wrap it for other test modules.
+    """
+    from neurofusion.dicom.convert import convert_subject
+    from neurofusion.dicom.select import rules_from_config
+    from neurofusion.simulate import cohort_participants, settings_from_config, simulate_subject
+
+    settings = settings_from_config({"preset": preset, "seed": 0, "n_per_group": 1})
+    row = cohort_participants(settings).iloc[0]
+    participant = row["participant_id"]
+    label = participant.removeprefix("sub-")
+    simulate_subject(participant, row["group"], settings, root / "dicom", root / "truth")
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    rules = rules_from_config(config["dicom"])
+    raw = convert_subject(label, root / "dicom", root / "rawdata", ["T1w"], rules)
+    return SimulatedSubject(label, Path(raw["T1w"]), root / "truth")
+
+
+@pytest.fixture(scope="session")
+def tiny_subject(tmp_path_factory) -> SimulatedSubject:
+    """A tiny simulated subject with truth (about 15 s)."""
+    return simulate_converted_subject(tmp_path_factory.mktemp("tiny_subject"))
+
+
+@pytest.fixture(scope="session")
+def tiny_anat(tiny_subject, tmp_path_factory) -> dict:
+    """The anatomical workflow run on :func:`tiny_subject` with 2 threads."""
+    root = tmp_path_factory.mktemp("tiny_anat")
+    start = time.perf_counter()
+    outputs = run_anat(
+        tiny_subject.label, tiny_subject.t1w, root / "derivatives", root / "work", threads=2
+    )
+    return {"outputs": outputs, "root": root, "seconds": time.perf_counter() - start}
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    """Dice coefficient of two boolean arrays."""
+    return 2.0 * np.count_nonzero(a & b) / (np.count_nonzero(a) + np.count_nonzero(b))
+
+
+def mean_label_dice(a: np.ndarray, b: np.ndarray, labels) -> float:
+    """Unweighted mean Dice over ``labels`` of two integer label images."""
+    return float(np.mean([dice(a == k, b == k) for k in labels]))
+
+
+def hard_labels(maps: list[np.ndarray]) -> np.ndarray:
+    """0 = background (1 - sum), 1.. = argmax of the tissue probability maps."""
+    background = np.clip(1.0 - sum(maps), 0.0, 1.0)
+    return np.argmax(np.stack([background, *maps]), axis=0)
+
+
+def aal_on_mni2() -> np.ndarray:
+    """The MNI AAL-116 atlas on the 2 mm template grid (nearest neighbour)."""
+    from nilearn.image import resample_to_img
+
+    img = resample_to_img(
+        atlas.aal_image(),
+        templates.mni_t1(2),
+        interpolation="nearest",
+        force_resample=True,
+        copy_header=True,
+    )
+    return np.asarray(img.dataobj).astype(int)
+
+
+def normalisation_dice(outputs, truth: Path) -> float:
+    """Mean AAL Dice of the subject's true labels carried to MNI 2 mm by our transforms."""
+    carried = to_mni(truth / "T1w_atlas-AAL116_dseg.nii.gz", outputs, "GenericLabel")
+    labels = [value for value, _ in atlas.aal_labels()]
+    return mean_label_dice(np.rint(carried.get_fdata()).astype(int), aal_on_mni2(), labels)
+
+
+def segmentation_dice(outputs, truth: Path) -> dict[str, float]:
+    """Dice of hard GM/WM/CSF labels, ours against the truth's, on the native T1w grid."""
+    ours = hard_labels([nib.load(outputs[f"probseg_{t}"]).get_fdata() for t in TISSUES])
+    true = hard_labels(
+        [nib.load(truth / f"T1w_label-{t}_probseg.nii.gz").get_fdata() for t in TISSUES]
+    )
+    return {t: dice(ours == k, true == k) for k, t in enumerate(TISSUES, start=1)}
+
+
+def template_correlation(mni_t1w: Path) -> float:
+    """Pearson r between a T1 in MNI (2 mm) and the template, inside the template brain."""
+    brain = sum(p.get_fdata() for p in templates.mni_tissue_priors(2).values()) >= 0.5
+    ours = nib.load(mni_t1w).get_fdata()[brain]
+    return float(np.corrcoef(ours, templates.mni_t1(2).get_fdata()[brain])[0, 1])
+
+
+def brain_litres(mask_path: Path) -> float:
+    """Volume of a binary mask in litres."""
+    img = nib.load(mask_path)
+    return np.count_nonzero(np.asarray(img.dataobj)) * np.prod(img.header.get_zooms()[:3]) / 1e6
+
+
+# --------------------------------------------------------------------------- workflow
+
+
+def test_workflow_contract():
+    wf = init_anat_wf(seed=3, omp_nthreads=2)
+    inputs = wf.get_node("inputnode").inputs.copyable_trait_names()
+    outputs = set(wf.get_node("outputnode").outputs.copyable_trait_names())
+    assert "t1w" in inputs
+    assert outputs == {
+        "t1w_preproc",
+        "brain_mask",
+        "probseg",
+        "mni_t1w",
+        "mni_mask",
+        "mni_probseg",
+        "t1w2mni_xfm",
+        "mni2t1w_xfm",
+        "mni2t1w_invert",
+        "overlay_png",
+    }
+
+
+def test_every_output_written(tiny_anat, tiny_subject):
+    outputs = tiny_anat["outputs"]
+    assert outputs == anat_outputs(tiny_anat["root"] / "derivatives", tiny_subject.label)
+    missing = [key for key, path in outputs.items() if not path.is_file()]
+    assert not missing
+    mni_grid = templates.mni_t1(2)
+    for key in image_keys():
+        img = nib.load(outputs[key])
+        expected = np.uint8 if key in MASK_KEYS else np.float32
+        assert img.get_data_dtype() == expected, key
+        if key.startswith("mni_"):
+            assert img.shape == (99, 117, 95), key
+            assert np.allclose(img.affine, mni_grid.affine), key
+        else:
+            assert nib.aff2axcodes(img.affine) == ("R", "A", "S"), key
+        meta = json.loads(outputs[f"{key}_json"].read_text())
+        assert meta["Sources"] == [
+            f"bids:raw:sub-{tiny_subject.label}/anat/{tiny_subject.t1w.name}"
+        ]
+        if key.startswith("mni_"):
+            assert meta["SpatialReference"] == templates.TEMPLATE_SPACE
+    assert json.loads(outputs["t1w_preproc_json"].read_text())["SkullStripped"] is False
+    provenance = json.loads(outputs["provenance"].read_text())
+    assert provenance["seed"] == 0
+    assert provenance["software"]["antspyx"] != "not installed"
+    assert list(provenance["inputs"]) == [str(tiny_subject.t1w)]
+    assert outputs["overlay_png"].read_bytes()[:4] == b"\x89PNG"
+
+
+def test_normalisation_carries_true_labels_onto_mni_aal(tiny_anat, tiny_subject):
+    value = normalisation_dice(tiny_anat["outputs"], tiny_subject.truth)
+    assert value >= AAL_DICE_MIN, f"mean AAL Dice {value:.3f}"
+
+
+def test_inverse_transforms_carry_mni_aal_to_native(tiny_anat, tiny_subject, tmp_path):
+    truth = nib.load(tiny_subject.truth / "T1w_atlas-AAL116_dseg.nii.gz")
+    aal = tmp_path / "aal.nii.gz"
+    nib.save(nib.Nifti1Image(aal_on_mni2().astype(np.float32), templates.mni_t1(2).affine), aal)
+    transforms, invert = mni2t1w_transforms(tiny_anat["outputs"])
+    out = apply_transforms(
+        aal,
+        tiny_subject.truth / "T1w_atlas-AAL116_dseg.nii.gz",
+        transforms,
+        tmp_path / "native.nii.gz",
+        invert=invert,
+        interpolation="GenericLabel",
+    )
+    carried = np.rint(nib.load(out).get_fdata()).astype(int)
+    labels = [value for value, _ in atlas.aal_labels()]
+    value = mean_label_dice(carried, np.asarray(truth.dataobj).astype(int), labels)
+    assert value >= AAL_DICE_MIN, f"mean AAL Dice in native space {value:.3f}"
+
+
+def test_segmentation_matches_true_tissues(tiny_anat, tiny_subject):
+    values = segmentation_dice(tiny_anat["outputs"], tiny_subject.truth)
+    for tissue, minimum in TISSUE_DICE_MIN.items():
+        assert values[tissue] >= minimum, values
+
+
+def test_outputs_are_consistent(tiny_anat):
+    outputs = tiny_anat["outputs"]
+    mask = np.asarray(nib.load(outputs["brain_mask"]).dataobj) > 0
+    maps = np.stack([nib.load(outputs[f"probseg_{t}"]).get_fdata() for t in TISSUES])
+    assert maps.min() >= 0 and maps.sum(axis=0).max() <= 1 + 1e-4
+    assert np.all(maps.sum(axis=0)[~mask] == 0)
+    assert np.allclose(maps.sum(axis=0)[mask], 1, atol=1e-3)
+    assert template_correlation(outputs["mni_t1w"]) >= TEMPLATE_R_MIN
+
+
+def test_rerun_resumes_from_cache_and_rewrites_outputs(tiny_anat, tiny_subject):
+    outputs = tiny_anat["outputs"]
+    before = outputs["t1w2mni_warp"].read_bytes()
+    outputs["mni_t1w"].unlink()
+    start = time.perf_counter()
+    run_anat(
+        tiny_subject.label,
+        tiny_subject.t1w,
+        tiny_anat["root"] / "derivatives",
+        tiny_anat["root"] / "work",
+        threads=2,
+    )
+    assert time.perf_counter() - start < tiny_anat["seconds"] / 3
+    assert outputs["mni_t1w"].is_file()
+    assert outputs["t1w2mni_warp"].read_bytes() == before
+
+
+def test_registration_is_deterministic(tiny_subject, tmp_path):
+    """Same input, seed and ITK threads: bit-identical transforms (small 4 mm images)."""
+    import ants
+
+    limit_threads(2)
+    fixed, moving = tmp_path / "fixed.nii.gz", tmp_path / "moving.nii.gz"
+    template = ants.from_nibabel_nifti(templates.mni_t1(2))
+    ants.image_write(ants.resample_image(template, (4, 4, 4), False, 0), str(fixed))
+    subject = ants.image_read(str(tiny_subject.t1w))
+    ants.image_write(ants.resample_image(subject, (4, 4, 4), False, 0), str(moving))
+    syn = {
+        "transform": "SyN[0.1,3,0]",
+        "metric": "MI",
+        "metric_params": "1,32,Regular,0.5",
+        "iterations": [30, 10],
+        "shrink": [2, 1],
+        "sigmas_vox": [1, 0],
+    }
+    digests = []
+    for run in ("a", "b"):
+        cwd = tmp_path / run
+        cwd.mkdir()
+        interface = Registration(
+            fixed_image=str(fixed),
+            moving_image=str(moving),
+            stages=[*AFFINE_STAGES, syn],
+            random_seed=7,
+        )
+        files = interface.run(cwd=str(cwd)).outputs.forward_transforms
+        assert len(files) == 2
+        digests.append(
+            [np.asarray(nib.load(files[0]).dataobj).tobytes(), Path(files[1]).read_bytes()]
+        )
+    assert digests[0] == digests[1]
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def _corrupt(t1w: Path, folder: Path, kind: str) -> Path:
+    img = nib.load(t1w)
+    data = np.asarray(img.dataobj, dtype=np.float32)
+    if kind == "4D":
+        data = np.stack([data, data], axis=-1)
+    else:
+        data[10:12, 20:22, 30:32] = np.nan
+    path = folder / f"sub-bad{kind}_T1w.nii.gz"
+    nib.save(nib.Nifti1Image(data, img.affine), path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kind", "fragment"),
+    [("4D", "expected one 3D volume"), ("NaN", "NaN or infinite voxels")],
+)
+def test_bad_input_is_a_clear_error(tiny_subject, tmp_path, kind, fragment):
+    path = _corrupt(tiny_subject.t1w, tmp_path, kind)
+    with pytest.raises(InputError) as info:
+        run_anat(f"bad{kind}", path, tmp_path / "derivatives", tmp_path / "work")
+    message = str(info.value)
+    assert message.startswith(f"sub-bad{kind}: ")
+    assert fragment in message and str(path) in message and "Fix: " in message
+    assert not (tmp_path / "derivatives").exists()
+
+
+# --------------------------------------------------------------------------- real heads
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_real_heads(shared_data, tmp_path):
+    """All four real T1w images: plausible brain volume, good fit to the template."""
+    images = sorted((shared_data / "bids_t1w").glob("sub-*/anat/sub-*_T1w.nii.gz"))
+    assert len(images) == 4
+    report = {}
+    for image in images:
+        label = image.name.split("_")[0].removeprefix("sub-")
+        outputs = run_anat(label, image, tmp_path / "derivatives", tmp_path / "work", threads=2)
+        report[label] = (
+            brain_litres(outputs["brain_mask"]),
+            template_correlation(outputs["mni_t1w"]),
+        )
+        shutil.rmtree(tmp_path / "work")
+    for label, (litres, r) in report.items():
+        assert BRAIN_LITRES[0] <= litres <= BRAIN_LITRES[1], report
+        assert r >= TEMPLATE_R_MIN, (label, report)
