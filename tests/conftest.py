@@ -53,3 +53,16 @@ def run_snakemake(
         timeout=timeout,
         check=False,
     )
+
+
+#: The simulated cohort the preprocessing tests share: 1 patient + 1 control, tiny preset.
+TINY_COHORT = {"simulate": {"preset": "tiny", "n_per_group": 1, "seed": 7}}
+
+
+@pytest.fixture(scope="session")
+def tiny_preprocessed(tmp_path_factory) -> Path:
+    """Workflow folder after ``snakemake preprocess`` on :data:`TINY_COHORT`."""
+    work = tmp_path_factory.mktemp("tiny_preprocessed")
+    run = run_snakemake(work, TINY_COHORT, "--cores", "2", "preprocess")
+    assert run.returncode == 0, run.stdout[-5000:]
+    return work

@@ -21,12 +21,20 @@ from conftest import REPO
 
 from neurofusion import atlas, templates
 from neurofusion.errors import InputError
-from neurofusion.preprocessing.anat import init_anat_wf, run_anat, to_mni
+from neurofusion.preprocessing.anat import init_anat_wf, run_anat
 from neurofusion.preprocessing.anat_outputs import (
     MASK_KEYS,
     anat_outputs,
     image_keys,
     mni2t1w_transforms,
+)
+from neurofusion.preprocessing.anat_quality import (
+    aal_on_template_grid,
+    mask_litres,
+    mean_label_dice,
+    normalisation_dice,
+    segmentation_dice,
+    template_correlation,
 )
 from neurofusion.preprocessing.ants_interfaces import Registration, apply_transforms
 from neurofusion.preprocessing.brain_extraction import AFFINE_STAGES
@@ -86,65 +94,6 @@ def tiny_anat(tiny_subject, tmp_path_factory) -> dict:
     return {"outputs": outputs, "root": root, "seconds": time.perf_counter() - start}
 
 
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    """Dice coefficient of two boolean arrays."""
-    return 2.0 * np.count_nonzero(a & b) / (np.count_nonzero(a) + np.count_nonzero(b))
-
-
-def mean_label_dice(a: np.ndarray, b: np.ndarray, labels) -> float:
-    """Unweighted mean Dice over ``labels`` of two integer label images."""
-    return float(np.mean([dice(a == k, b == k) for k in labels]))
-
-
-def hard_labels(maps: list[np.ndarray]) -> np.ndarray:
-    """0 = background (1 - sum), 1.. = argmax of the tissue probability maps."""
-    background = np.clip(1.0 - sum(maps), 0.0, 1.0)
-    return np.argmax(np.stack([background, *maps]), axis=0)
-
-
-def aal_on_mni2() -> np.ndarray:
-    """The MNI AAL-116 atlas on the 2 mm template grid (nearest neighbour)."""
-    from nilearn.image import resample_to_img
-
-    img = resample_to_img(
-        atlas.aal_image(),
-        templates.mni_t1(2),
-        interpolation="nearest",
-        force_resample=True,
-        copy_header=True,
-    )
-    return np.asarray(img.dataobj).astype(int)
-
-
-def normalisation_dice(outputs, truth: Path) -> float:
-    """Mean AAL Dice of the subject's true labels carried to MNI 2 mm by our transforms."""
-    carried = to_mni(truth / "T1w_atlas-AAL116_dseg.nii.gz", outputs, "GenericLabel")
-    labels = [value for value, _ in atlas.aal_labels()]
-    return mean_label_dice(np.rint(carried.get_fdata()).astype(int), aal_on_mni2(), labels)
-
-
-def segmentation_dice(outputs, truth: Path) -> dict[str, float]:
-    """Dice of hard GM/WM/CSF labels, ours against the truth's, on the native T1w grid."""
-    ours = hard_labels([nib.load(outputs[f"probseg_{t}"]).get_fdata() for t in TISSUES])
-    true = hard_labels(
-        [nib.load(truth / f"T1w_label-{t}_probseg.nii.gz").get_fdata() for t in TISSUES]
-    )
-    return {t: dice(ours == k, true == k) for k, t in enumerate(TISSUES, start=1)}
-
-
-def template_correlation(mni_t1w: Path) -> float:
-    """Pearson r between a T1 in MNI (2 mm) and the template, inside the template brain."""
-    brain = sum(p.get_fdata() for p in templates.mni_tissue_priors(2).values()) >= 0.5
-    ours = nib.load(mni_t1w).get_fdata()[brain]
-    return float(np.corrcoef(ours, templates.mni_t1(2).get_fdata()[brain])[0, 1])
-
-
-def brain_litres(mask_path: Path) -> float:
-    """Volume of a binary mask in litres."""
-    img = nib.load(mask_path)
-    return np.count_nonzero(np.asarray(img.dataobj)) * np.prod(img.header.get_zooms()[:3]) / 1e6
-
-
 # --------------------------------------------------------------------------- workflow
 
 
@@ -197,14 +146,17 @@ def test_every_output_written(tiny_anat, tiny_subject):
 
 
 def test_normalisation_carries_true_labels_onto_mni_aal(tiny_anat, tiny_subject):
-    value = normalisation_dice(tiny_anat["outputs"], tiny_subject.truth)
+    labels = tiny_subject.truth / "T1w_atlas-AAL116_dseg.nii.gz"
+    value = normalisation_dice(tiny_anat["outputs"], labels)
     assert value >= AAL_DICE_MIN, f"mean AAL Dice {value:.3f}"
 
 
 def test_inverse_transforms_carry_mni_aal_to_native(tiny_anat, tiny_subject, tmp_path):
     truth = nib.load(tiny_subject.truth / "T1w_atlas-AAL116_dseg.nii.gz")
     aal = tmp_path / "aal.nii.gz"
-    nib.save(nib.Nifti1Image(aal_on_mni2().astype(np.float32), templates.mni_t1(2).affine), aal)
+    nib.save(
+        nib.Nifti1Image(aal_on_template_grid(2).astype(np.float32), templates.mni_t1(2).affine), aal
+    )
     transforms, invert = mni2t1w_transforms(tiny_anat["outputs"])
     out = apply_transforms(
         aal,
@@ -221,7 +173,8 @@ def test_inverse_transforms_carry_mni_aal_to_native(tiny_anat, tiny_subject, tmp
 
 
 def test_segmentation_matches_true_tissues(tiny_anat, tiny_subject):
-    values = segmentation_dice(tiny_anat["outputs"], tiny_subject.truth)
+    truth = {t: tiny_subject.truth / f"T1w_label-{t}_probseg.nii.gz" for t in TISSUES}
+    values = segmentation_dice(tiny_anat["outputs"], truth)
     for tissue, minimum in TISSUE_DICE_MIN.items():
         assert values[tissue] >= minimum, values
 
@@ -332,7 +285,7 @@ def test_real_heads(shared_data, tmp_path):
         label = image.name.split("_")[0].removeprefix("sub-")
         outputs = run_anat(label, image, tmp_path / "derivatives", tmp_path / "work", threads=2)
         report[label] = (
-            brain_litres(outputs["brain_mask"]),
+            mask_litres(outputs["brain_mask"]),
             template_correlation(outputs["mni_t1w"]),
         )
         shutil.rmtree(tmp_path / "work")

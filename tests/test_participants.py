@@ -52,6 +52,8 @@ def test_unsafe_labels_rejected(bad):
 
 
 def test_optional_columns_kept(tmp_path):
-    path = _table(tmp_path, ["01\tA\t33\tF\tx", "02\tB\tn/a\tM\ty"], "participant_id\tgroup\tage\tsex\tsite")
+    path = _table(
+        tmp_path, ["01\tA\t33\tF\tx", "02\tB\tn/a\tM\ty"], "participant_id\tgroup\tage\tsex\tsite"
+    )
     table = load_participants(path)
     assert list(table["age"]) == ["33", "n/a"] and list(table["site"]) == ["x", "y"]

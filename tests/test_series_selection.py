@@ -74,7 +74,7 @@ def test_more_volumes_beat_higher_series_number():
 
 def test_on_multiple_error_policy():
     series = [_series(5, "rest", volumes=240), _series(9, "rest", volumes=80)]
-    with pytest.raises(InputError, match="dicom.on_multiple is 'error'"):
+    with pytest.raises(InputError, match=r"dicom\.on_multiple is 'error'"):
         select_series(series, RULES["bold"], "01", "/d", on_multiple="error")
 
 

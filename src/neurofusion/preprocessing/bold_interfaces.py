@@ -26,7 +26,7 @@ from neurofusion.preprocessing.bold_reports import (
     motion_figure,
     registration_figure,
 )
-from neurofusion.preprocessing.confounds import confounds_table, select_confounds
+from neurofusion.preprocessing.confounds import confounds_table, dvars, select_confounds
 from neurofusion.preprocessing.denoise import denoise
 from neurofusion.preprocessing.masks import bold_masks
 from neurofusion.preprocessing.motion import (
@@ -206,7 +206,6 @@ class _ConfoundsInputSpec(BaseInterfaceInputSpec):
     par_file = File(exists=True, mandatory=True)
     fd_file = File(exists=True, mandatory=True, desc="nipype FramewiseDisplacement output")
     fd_jenkinson_file = File(exists=True, mandatory=True)
-    dvars_file = File(exists=True, mandatory=True, desc="nipype ComputeDVARS out_all")
     compcor_file = File(exists=True, mandatory=True, desc="nipype ACompCor components")
 
 
@@ -215,7 +214,7 @@ class _ConfoundsOutputSpec(TraitedSpec):
 
 
 class GatherConfounds(SimpleInterface):
-    """Tissue signals plus the motion, FD, DVARS and CompCor files, as one TSV."""
+    """Tissue signals and DVARS plus the motion, FD and CompCor files, as one TSV."""
 
     input_spec = _ConfoundsInputSpec
     output_spec = _ConfoundsOutputSpec
@@ -232,16 +231,17 @@ class GatherConfounds(SimpleInterface):
             "csf": mean_in(self.inputs.csf_mask),
             "global_signal": mean_in(self.inputs.brain_mask),
         }
-        # nipype writes FD and DVARS for volumes 2..t; the first volume gets 0.
+        # nipype writes FD for volumes 2..t; the first volume gets 0.
         fd = np.r_[0.0, np.loadtxt(self.inputs.fd_file, skiprows=1, ndmin=1)]
-        dvars = np.loadtxt(self.inputs.dvars_file, skiprows=1, ndmin=2)
+        brain = np.asarray(nib.load(self.inputs.brain_mask).dataobj) > 0
+        raw_dvars, std_dvars = dvars(data[brain])
         compcor = pd.read_csv(self.inputs.compcor_file, sep="\t").to_numpy()
         table = confounds_table(
             parameters=np.loadtxt(self.inputs.par_file, ndmin=2),
             fd_power=fd,
             fd_jenkinson=np.loadtxt(self.inputs.fd_jenkinson_file, ndmin=1),
-            dvars=np.r_[0.0, dvars[:, 1]],
-            std_dvars=np.r_[0.0, dvars[:, 0]],
+            dvars=raw_dvars,
+            std_dvars=std_dvars,
             tissue_signals=signals,
             compcor=compcor,
         )

@@ -81,7 +81,9 @@ def motion_figure(confounds: pd.DataFrame, out_png: str | Path) -> None:
 
 def carpet_figure(bold: nib.Nifti1Image, mask: nib.Nifti1Image, tr: float, out_png) -> None:
     """nilearn's carpet plot of the brain voxels (Power 2017)."""
-    display = plotting.plot_carpet(bold, mask_img=mask, t_r=tr, title="Carpet plot (brain)")
+    display = plotting.plot_carpet(
+        bold, mask_img=mask, t_r=tr, standardize="zscore_sample", title="Carpet plot (brain)"
+    )
     display.savefig(out_png, dpi=100)
     plt.close("all")
 

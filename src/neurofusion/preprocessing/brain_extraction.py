@@ -16,7 +16,10 @@ nothing, so it adapts the scheme to a brain-only template:
 4. the template brain and its GM/WM/CSF priors are carried back to the subject through
    the inverse transforms;
 5. Atropos classifies the voxels of the carried brain mask, dilated by
-   :data:`BAND_MM`, into GM, WM and CSF with the carried priors;
+   :data:`BAND_MM`, into GM, WM and CSF with the carried priors, on the 2 mm registration
+   copy of the T1 (Atropos with an MRF costs about 100 s per million voxels here, and a
+   1 mm head has 1.5 million in the band); the posteriors are resampled (linear) to the
+   acquired grid;
 6. :class:`RefineBrainMask` keeps the voxels of that band that hold tissue (brighter than
    a fraction of white matter: drops air and bone), adds the CSF-dark rim just outside,
    fills holes and keeps the largest connected component.
@@ -28,6 +31,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+from nilearn.image import resample_to_img
 from nipype.interfaces import utility as niu
 from nipype.interfaces.base import (
     BaseInterfaceInputSpec,
@@ -125,8 +129,10 @@ class DilatedMask(SimpleInterface):
 
 class _RefineInputSpec(BaseInterfaceInputSpec):
     in_file = File(exists=True, mandatory=True, desc="bias-corrected T1")
-    band_mask = File(exists=True, mandatory=True, desc="voxels Atropos classified")
-    posteriors = InputMultiObject(File(exists=True), mandatory=True, desc="GM, WM, CSF")
+    band_mask = File(exists=True, mandatory=True, desc="carried brain, dilated, in_file grid")
+    posteriors = InputMultiObject(
+        File(exists=True), mandatory=True, desc="Atropos GM, WM, CSF (any grid; resampled)"
+    )
     tissue_floor = traits.Float(TISSUE_FLOOR, usedefault=True)
     rim_mm = traits.Float(RIM_MM, usedefault=True)
 
@@ -134,6 +140,14 @@ class _RefineInputSpec(BaseInterfaceInputSpec):
 class _RefineOutputSpec(TraitedSpec):
     brain_mask = File(exists=True, desc="uint8 brain mask")
     probseg = OutputMultiObject(File(exists=True), desc="GM, WM, CSF, zero outside the mask")
+
+
+def _on_grid(path: str, reference: nib.Nifti1Image) -> np.ndarray:
+    """An image resampled (linear) onto ``reference``'s grid, float32."""
+    img = resample_to_img(
+        path, reference, interpolation="linear", force_resample=True, copy_header=True
+    )
+    return img.get_fdata(dtype=np.float32)
 
 
 def _largest_component(mask: np.ndarray) -> np.ndarray:
@@ -172,9 +186,8 @@ class RefineBrainMask(SimpleInterface):
         zooms = img.header.get_zooms()[:3]
         t1 = img.get_fdata(dtype=np.float32)
         band = np.asarray(nib.load(self.inputs.band_mask).dataobj) > 0
-        posteriors = np.stack(
-            [nib.load(p).get_fdata(dtype=np.float32) for p in self.inputs.posteriors]
-        )
+        posteriors = np.stack([_on_grid(p, img) for p in self.inputs.posteriors])
+        posteriors *= band
         label = np.argmax(posteriors, axis=0)
         gm, wm, csf = (float(t1[band & (label == k)].mean()) for k in range(3))
         floor = self.inputs.tissue_floor * wm
@@ -269,6 +282,8 @@ def init_brain_extraction_wf(
         Registration(stages=SYN_STAGES, random_seed=seed), name="syn_reg", n_procs=omp_nthreads
     )
     syn_brain = pe.Node(ApplyTransforms(interpolation="Linear"), name="syn_brain")
+    syn_brain_reg = pe.Node(ApplyTransforms(interpolation="Linear"), name="syn_brain_reg")
+    band_reg = pe.Node(DilatedMask(radius_mm=BAND_MM), name="band_reg")
     syn_priors = pe.MapNode(
         ApplyTransforms(interpolation="Linear"), iterfield=["input_image"], name="syn_priors"
     )
@@ -294,13 +309,18 @@ def init_brain_extraction_wf(
                                 ("t1w", "reference_image")]),
         (syn_reg, syn_brain, [("reverse_transforms", "transforms"),
                               ("reverse_invert_flags", "invert_transform_flags")]),
+        (inputnode, syn_brain_reg, [("template_probability", "input_image"),
+                                    ("t1w_registration", "reference_image")]),
+        (syn_reg, syn_brain_reg, [("reverse_transforms", "transforms"),
+                                  ("reverse_invert_flags", "invert_transform_flags")]),
+        (syn_brain_reg, band_reg, [("output_image", "probability")]),
         (inputnode, syn_priors, [("template_priors", "input_image"),
-                                 ("t1w", "reference_image")]),
+                                 ("t1w_registration", "reference_image")]),
         (syn_reg, syn_priors, [("reverse_transforms", "transforms"),
                                ("reverse_invert_flags", "invert_transform_flags")]),
         (syn_brain, band, [("output_image", "probability")]),
-        (inputnode, atropos, [("t1w", "in_file")]),
-        (band, atropos, [("mask_file", "mask_file")]),
+        (inputnode, atropos, [("t1w_registration", "in_file")]),
+        (band_reg, atropos, [("mask_file", "mask_file")]),
         (syn_priors, atropos, [("output_image", "prior_images")]),
         (inputnode, refine, [("t1w", "in_file")]),
         (band, refine, [("mask_file", "band_mask")]),

@@ -13,6 +13,44 @@ MOTION_COLUMNS = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
 N_COMPCOR = 5
 
 
+def dvars(series: np.ndarray, normalisation: float = 1000.0) -> tuple[np.ndarray, np.ndarray]:
+    """DVARS and standardised DVARS (Nichols 2013; the definition of nipype's ComputeDVARS).
+
+    Written here, vectorised, because nipype's ComputeDVARS fits the lag-1
+    autocorrelation voxel by voxel through nitime in a Python loop: 12.7 s for the tiny
+    preset's 60 volumes of 69,000 brain voxels, against well under a second here.
+
+    Parameters
+    ----------
+    series : numpy.ndarray
+        Shape (n_voxels, t): brain voxels' time series.
+    normalisation : float
+        Intensities are scaled so that their median is this value (nipype's default).
+
+    Returns
+    -------
+    dvars, std_dvars : numpy.ndarray
+        Shape (t,) each; the first volume has no predecessor and gets 0.
+    """
+    data = series.astype(np.float64)
+    data *= normalisation / np.median(data)
+    q75, q25 = np.percentile(data, [75, 25], axis=1, method="lower")
+    robust_sd = (q75 - q25) / 1.349
+    varying = robust_sd > 1e-7  # constant voxels (outside the field of view) say nothing
+    data, robust_sd = data[varying], robust_sd[varying]
+    centred = data - data.mean(axis=1, keepdims=True)
+    denominator = (centred**2).sum(axis=1)
+    ar1 = np.divide(
+        (centred[:, 1:] * centred[:, :-1]).sum(axis=1),
+        denominator,
+        out=np.zeros_like(denominator),
+        where=denominator > 0,
+    )
+    expected = np.sqrt(2 * (1 - ar1)) * robust_sd
+    rms = np.sqrt((np.diff(data, axis=1) ** 2).mean(axis=0))
+    return np.r_[0.0, rms], np.r_[0.0, rms / expected.mean()]
+
+
 def expand(table: pd.DataFrame, columns) -> pd.DataFrame:
     """Add ``_derivative1``, ``_power2`` and ``_derivative1_power2`` of ``columns``.
 

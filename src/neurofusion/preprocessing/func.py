@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from nipype.algorithms.confounds import TSNR, ACompCor, ComputeDVARS, FramewiseDisplacement
+from nipype.algorithms.confounds import TSNR, ACompCor, FramewiseDisplacement
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
@@ -189,7 +189,6 @@ def init_func_wf(subject: str, settings: FuncSettings, name: str = "func_wf") ->
     resample = pe.Node(ResampleBold(), name="resample")
     masks = pe.Node(BoldMasks(), name="masks")
     fd = pe.Node(FramewiseDisplacement(parameter_source="SPM"), name="fd_power")
-    dvars = pe.Node(ComputeDVARS(save_all=True, remove_zerovariance=True), name="dvars")
     compcor = pe.Node(
         ACompCor(
             num_components=N_COMPCOR,
@@ -242,8 +241,6 @@ def init_func_wf(subject: str, settings: FuncSettings, name: str = "func_wf") ->
                             ("t1w2mni_xfm", "t1w2target"),
                             ("t1w2mni_invert", "t1w2target_invert")]),
         (realign, fd, [("par_file", "in_file")]),
-        (resample, dvars, [("bold_file", "in_file")]),
-        (masks, dvars, [("brain_mask", "in_mask")]),
         (resample, compcor, [("bold_file", "realigned_file")]),
         (masks, compcor, [("compcor_mask", "mask_files")]),
         (load, compcor, [("tr", "repetition_time")]),
@@ -253,7 +250,6 @@ def init_func_wf(subject: str, settings: FuncSettings, name: str = "func_wf") ->
                          ("csf_mask", "csf_mask")]),
         (realign, gather, [("par_file", "par_file"), ("fd_jenkinson_file", "fd_jenkinson_file")]),
         (fd, gather, [("out_file", "fd_file")]),
-        (dvars, gather, [("out_all", "dvars_file")]),
         (compcor, gather, [("components_file", "compcor_file")]),
         (resample, clean, [("bold_file", "bold_file")]),
         (masks, clean, [("brain_mask", "mask_file")]),

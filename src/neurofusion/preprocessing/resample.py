@@ -117,12 +117,16 @@ def resample_series(
     points = field_points(nib.load(static_field))
     to_voxels = np.linalg.inv(bold.affine)
     out = np.empty((*reference.shape[:3], data.shape[-1]), dtype=np.float32)
+    shape = np.array(data.shape[:3])[:, None]
     for index in range(data.shape[-1]):
         voxels = (to_voxels @ poses[index] @ points)[:3]
-        coeffs = ndi.spline_filter(data[..., index], order=order, output=np.float32, mode="mirror")
-        sampled = ndi.map_coordinates(
-            coeffs, voxels, order=order, prefilter=False, mode="constant", cval=0.0
-        )
+        # As ITK: points within half a voxel of the grid take the edge value, others 0.
+        outside = ((voxels < -0.5) | (voxels > shape - 0.5)).any(axis=0)
+        coeffs = data[..., index]
+        if order > 1:
+            coeffs = ndi.spline_filter(coeffs, order=order, output=np.float32, mode="nearest")
+        sampled = ndi.map_coordinates(coeffs, voxels, order=order, prefilter=False, mode="nearest")
+        sampled[outside] = 0.0
         out[..., index] = sampled.reshape(reference.shape[:3])
     np.maximum(out, 0, out=out)  # spline overshoot at the head's edge
     header = nib.Nifti1Header()

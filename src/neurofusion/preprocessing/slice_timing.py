@@ -133,7 +133,11 @@ def shift_series(series: np.ndarray, shift: float) -> np.ndarray:
 def correct_slice_timing(
     data: np.ndarray, slice_times: Sequence[float], tr: float, slice_axis: int = 2
 ) -> np.ndarray:
-    """Shift every slice's time series to the middle of the TR.
+    """Shift every slice's time series to the middle of the slice acquisition window.
+
+    The reference time is halfway between the first and the last slice, fMRIPrep's
+    default (``slice_time_ref`` 0.5): the middle of the TR when the slices fill it, and
+    never a time no slice was acquired near.
 
     Parameters
     ----------
@@ -150,9 +154,9 @@ def correct_slice_timing(
     -------
     numpy.ndarray
         Corrected data, same shape, float32: each voxel's sample ``n`` estimates the
-        signal at ``n * TR + TR / 2``.
+        signal at ``n * TR + (min(slice_times) + max(slice_times)) / 2``.
     """
-    reference = tr / 2.0
+    reference = (min(slice_times) + max(slice_times)) / 2.0
     out = np.empty(data.shape, dtype=np.float32)
     moved = np.moveaxis(data, slice_axis, 0)
     moved_out = np.moveaxis(out, slice_axis, 0)
