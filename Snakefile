@@ -28,9 +28,17 @@ include: "rules/simulate.smk"
 include: "rules/convert.smk"
 include: "rules/anat.smk"
 include: "rules/func.smk"
+include: "rules/connectivity.smk"
+include: "rules/qc.smk"
+include: "rules/models.smk"
 
 
 rule all:
     default_target: True
     input:
-        preprocess_targets() if "T1w" in MODALITIES else rules.rawdata.input,
+        default_targets(),
+
+
+# With --keep-going the other subjects finish; say which failed and how to go on without them.
+onerror:
+    report_failures(log)

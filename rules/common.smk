@@ -1,7 +1,9 @@
 # Shared names: output folders, the cohort, and where each subject's inputs live.
+import sys
 from pathlib import Path
 
 from neurofusion.bids.layout import raw_image_path
+from neurofusion.failures import failed_jobs, failure_summary
 from neurofusion.preprocessing.anat_outputs import anat_outputs
 from neurofusion.preprocessing.func_outputs import func_outputs
 from neurofusion.workflow import (
@@ -31,6 +33,31 @@ BIDS_FILES = (
 
 wildcard_constraints:
     subject="[A-Za-z0-9]+",
+
+
+# Resources. Every rule states threads, mem_mb and runtime (minutes); on Slurm they become
+# --cpus-per-task, --mem and --time, and Slurm kills a job that exceeds them. The numbers
+# are peak resident memory and wall time measured at the paper preset's (real-study)
+# image sizes with 2 threads, plus margin: simulate_subject 1.1 GB / 50 s
+# (benchmarks/results/simulate.json), anat 1.7 GB / 3 min on the real 1 mm T1w images
+# (benchmarks/results/anat.json). convert, func and the cohort-level rules were measured
+# on the tiny preset (Snakemake's benchmarks/*.tsv: convert 0.2 GB, func 0.5 GB and
+# 1 CPU-minute) and scaled by voxel count: a paper BOLD run has 10x the tiny one's voxels,
+# about 0.2 GB as float32 per 4D copy. A Slurm job also holds Snakemake (about 0.2 GB).
+def mem_mb(first_attempt):
+    """mem_mb that grows with each retry (--retries): first_attempt x attempt MB, so a
+    job killed for memory is resubmitted with more."""
+    return lambda wildcards, attempt: first_attempt * attempt
+
+
+def report_failures(snakemake_log):
+    """onerror: name the failed subjects and say how to continue without them."""
+    logs = [snakemake_log] if isinstance(snakemake_log, str) else snakemake_log
+    text = "".join(Path(path).read_text() for path in logs if Path(path).exists())
+    participants = None if KIND == "simulate" else str(participants_path(config))
+    message = failure_summary(failed_jobs(text), participants)
+    if message:
+        print(message, file=sys.stderr)
 
 
 def raw_image(role, ext=".nii.gz"):
@@ -104,6 +131,11 @@ ANAT_FOR_FUNC = (
 
 def preprocess_targets():
     """Every subject's anatomical and (with a T1w) functional derivatives."""
+    if KIND == "derivatives":
+        raise WorkflowError(
+            "input.kind derivatives starts after preprocessing; run the connectivity "
+            "target (or no target) instead of preprocess"
+        )
     if "T1w" not in MODALITIES:
         raise WorkflowError(
             "preprocessing needs T1w images (the BOLD is normalised through the T1w); "
@@ -121,3 +153,89 @@ def preprocess_targets():
             for path in func_outputs(DERIV, subject, FUNC_RESOLUTION).values()
         ]
     return targets
+
+
+# Connectivity and group QC (rules/connectivity.smk, rules/qc.smk)
+from neurofusion.connectivity.derivatives import expected_region_count, find_derivatives
+from neurofusion.connectivity.outputs import atlas_outputs, connectivity_outputs
+from neurofusion.qc.outputs import group_qc_outputs
+
+ATLAS = config["connectivity"]["atlas"]
+ATLAS_FILES = atlas_outputs(OUT, FUNC_RESOLUTION, ATLAS)
+#: input.kind derivatives: each subject's files found by the input.derivatives globs.
+DERIV_INPUTS = (
+    find_derivatives(
+        input_root(config), SUBJECTS, config["input"]["derivatives"], MODALITIES
+    )
+    if KIND == "derivatives"
+    else {}
+)
+#: Region count of most subjects' time series; a subject that differs stops in its job.
+DERIV_REGIONS = expected_region_count(DERIV_INPUTS) if DERIV_INPUTS else None
+
+
+def connectome_inputs(wildcards):
+    """A subject's region time series (derivatives input) or clean BOLD and the atlas."""
+    if KIND == "derivatives":
+        return {"timeseries": str(DERIV_INPUTS[wildcards.subject]["timeseries"])}
+    func = func_outputs(DERIV, wildcards.subject, FUNC_RESOLUTION)
+    return {
+        "clean_bold": str(func["clean_bold"]),
+        "brain_mask": str(func["brain_mask"]),
+        "bold_sidecar": str(func["clean_bold_json"]),
+        "atlas_dseg": str(ATLAS_FILES["dseg"]),
+        "atlas_tsv": str(ATLAS_FILES["tsv"]),
+    }
+
+
+def group_qc_inputs(wildcards):
+    """Every subject's matrices and coverage, confounds (FD) and functional QC JSON."""
+    files = {
+        key: [str(connectivity_outputs(DERIV, s, ATLAS)[key]) for s in SUBJECTS]
+        for key in ("fisherz", "coverage")
+    }
+    if KIND != "derivatives":
+        for key in ("confounds", "qc"):
+            files[key] = [
+                str(func_outputs(DERIV, s, FUNC_RESOLUTION)[key]) for s in SUBJECTS
+            ]
+    elif config["input"]["derivatives"]["confounds"]:
+        files["confounds"] = [str(DERIV_INPUTS[s]["confounds"]) for s in SUBJECTS]
+    return files
+
+
+def connectivity_targets():
+    """Every subject's time series, matrices and coverage, and the group QC."""
+    if KIND != "derivatives" and not {"T1w", "bold"} <= set(MODALITIES):
+        raise WorkflowError(
+            "connectivity from images needs T1w and bold in input.modalities (the BOLD is "
+            "normalised through the T1w); bring region time series with input.kind "
+            "derivatives instead"
+        )
+    targets = [
+        str(path)
+        for subject in SUBJECTS
+        for path in connectivity_outputs(DERIV, subject, ATLAS).values()
+    ]
+    targets += [str(path) for path in group_qc_outputs(OUT).values()]
+    if KIND != "derivatives":
+        targets += [str(path) for path in ATLAS_FILES.values()]
+    return targets
+
+
+def mni_t1w(subject):
+    """A subject's T1w in MNI space: from the input derivatives or from rule anat."""
+    if KIND == "derivatives":
+        return str(DERIV_INPUTS[subject]["t1w_mni"])
+    return str(anat_outputs(DERIV, subject)["mni_t1w"])
+
+
+def default_targets():
+    """What `snakemake` with no target builds: every stage the input and modalities allow."""
+    if KIND == "derivatives":
+        return connectivity_targets() if "bold" in MODALITIES else []
+    if "T1w" not in MODALITIES:
+        return list(rules.rawdata.input)
+    if "bold" in MODALITIES:
+        return preprocess_targets() + connectivity_targets()
+    return preprocess_targets()

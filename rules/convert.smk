@@ -20,7 +20,7 @@ rule convert:
         "../envs/convert.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=mem_mb(1000),
         runtime=15,
     params:
         source=convert_source,
@@ -40,10 +40,13 @@ rule rawdata_dataset:
         bidsignore=f"{RAW}/.bidsignore",
     log:
         f"{LOGS}/convert/dataset.log",
+    benchmark:
+        f"{BENCH}/convert/dataset.tsv"
     conda:
         "../envs/convert.yaml"
+    threads: 1
     resources:
-        mem_mb=500,
+        mem_mb=mem_mb(500),
         runtime=5,
     params:
         positive_group=config["positive_group"],

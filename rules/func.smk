@@ -19,8 +19,8 @@ rule func:
         "../envs/preprocess.yaml"
     threads: config["preprocessing"]["threads"]
     resources:
-        mem_mb=lambda wildcards, attempt: 4000 * attempt,
-        runtime=60,
+        mem_mb=mem_mb(3000),
+        runtime=30,
     params:
         deriv=lambda wildcards, output: Path(output.provenance).parents[2],
         work=f"{OUT}/work",

@@ -7,10 +7,13 @@ rule simulate_participants:
         f"{SIM}/participants.tsv",
     log:
         f"{LOGS}/simulate/participants.log",
+    benchmark:
+        f"{BENCH}/simulate/participants.tsv"
     conda:
         "../envs/simulate.yaml"
+    threads: 1
     resources:
-        mem_mb=500,
+        mem_mb=mem_mb(500),
         runtime=5,
     params:
         simulate=config["simulate"],
@@ -30,7 +33,7 @@ rule simulate_subject:
         "../envs/simulate.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=mem_mb(2000),
         runtime=10,
     params:
         # Cohort size is left out: adding subjects must not rerun the others.

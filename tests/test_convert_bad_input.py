@@ -139,3 +139,13 @@ def test_two_candidates_choice_is_logged(bad_run):
     assert "chose series 5" in log
     scans = (work / "out" / "rawdata" / "sub-twobold" / "sub-twobold_scans.tsv").read_text()
     assert "func/sub-twobold_task-rest_bold.nii.gz\t5\t" in scans
+
+
+def test_run_ends_with_the_failed_subjects_and_how_to_exclude_them(bad_run):
+    work, cases, run = bad_run
+    bad = sorted(f"sub-{label}" for label, expected in cases.items() if expected)
+    assert f"{len(bad)} subject(s) failed: {', '.join(bad)}." in run.stdout, run.stdout[-3000:]
+    for subject in bad:
+        assert f"  {subject}: rule convert, log out/logs/convert/{subject}.log" in run.stdout
+    assert f"remove their rows ({' '.join(bad)}) from {work / 'participants.tsv'}" in run.stdout
+    assert "only the group stages rerun" in run.stdout

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from neurofusion.errors import NeurofusionError
+from neurofusion.provenance import scheduler_job
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -27,7 +28,8 @@ def run_step(log_path: str | Path, func: Callable[..., Any], /, **kwargs: Any) -
 
     The error's message (subject, file, fix) is written to the job's log and to stderr,
     without a traceback, so that Snakemake's ``--show-failed-logs`` shows the user what
-    to do. Any other exception is a bug and keeps its traceback.
+    to do. Any other exception is a bug and keeps its traceback. Under Slurm the log's
+    first line names the job.
 
     Parameters
     ----------
@@ -42,6 +44,9 @@ def run_step(log_path: str | Path, func: Callable[..., Any], /, **kwargs: Any) -
         Whatever ``func`` returns.
     """
     configure_logging(log_path)
+    job = scheduler_job()
+    if job:
+        logging.getLogger("neurofusion").info("Slurm job %s on %s", job["job_id"], job["node"])
     try:
         return func(**kwargs)
     except NeurofusionError as err:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import platform
 from collections.abc import Iterable, Mapping
 from importlib.metadata import PackageNotFoundError, version
@@ -37,6 +38,17 @@ def software_versions() -> dict[str, str]:
         except PackageNotFoundError:
             out[name] = "not installed"
     return out
+
+
+def scheduler_job() -> dict[str, str] | None:
+    """The Slurm job this process runs in (ID, node), or ``None`` outside Slurm."""
+    if "SLURM_JOB_ID" not in os.environ:
+        return None
+    return {
+        "scheduler": "slurm",
+        "job_id": os.environ["SLURM_JOB_ID"],
+        "node": os.environ.get("SLURMD_NODENAME", platform.node()),
+    }
 
 
 def input_checksums(paths: Iterable[str | Path]) -> dict[str, str]:
@@ -75,7 +87,8 @@ def provenance_record(
     -------
     dict
         JSON-serialisable record. It holds no wall-clock time except under
-        ``"created"``, which comparisons of reruns should ignore.
+        ``"created"``, and under ``"job"`` the Slurm job that made the output (absent
+        outside Slurm); comparisons of reruns should ignore both.
     """
     record: dict[str, Any] = {
         "step": step,
@@ -85,6 +98,9 @@ def provenance_record(
         "seed": seed,
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
+    job = scheduler_job()
+    if job:
+        record["job"] = job
     if extra:
         record.update(extra)
     return record

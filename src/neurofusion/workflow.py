@@ -15,9 +15,9 @@ from neurofusion.errors import NeurofusionError
 def participants_table(config: Mapping) -> pd.DataFrame:
     """The checked participants table for any ``input.kind``.
 
-    ``simulate`` derives the table from the ``simulate`` block; ``bids`` reads
-    ``participants`` or, when unset, ``<input.path>/participants.tsv``; ``dicom`` needs
-    ``participants``.
+    ``simulate`` derives the table from the ``simulate`` block; ``bids`` and
+    ``derivatives`` read ``participants`` or, when unset, ``<input.path>/participants.tsv``;
+    ``dicom`` needs ``participants``.
 
     Returns
     -------
@@ -37,12 +37,13 @@ def participants_table(config: Mapping) -> pd.DataFrame:
 
 
 def participants_path(config: Mapping) -> Path:
-    """Where the participants table of ``dicom`` or ``bids`` input is.
+    """Where the participants table of ``dicom``, ``bids`` or ``derivatives`` input is.
 
-    ``participants`` when set; else, for BIDS input, ``<input.path>/participants.tsv``.
+    ``participants`` when set; else, for BIDS or derivatives input,
+    ``<input.path>/participants.tsv``.
     """
     path = config.get("participants")
-    if path is None and config["input"]["kind"] == "bids":
+    if path is None and config["input"]["kind"] in ("bids", "derivatives"):
         path = Path(input_root(config)) / "participants.tsv"
     if path is None:
         raise NeurofusionError(
@@ -53,12 +54,13 @@ def participants_path(config: Mapping) -> Path:
 
 
 def input_root(config: Mapping) -> str:
-    """``input.path``, required for ``dicom`` and ``bids`` input."""
+    """``input.path``, required for ``dicom``, ``bids`` and ``derivatives`` input."""
     path = config["input"].get("path")
     if not path:
         raise NeurofusionError(
             f"config.yaml: input.path is required for input.kind {config['input']['kind']!r}; "
-            "set it to the DICOM root (one folder per participant) or the BIDS root"
+            "set it to the DICOM root (one folder per participant), the BIDS root or the "
+            "derivatives root"
         )
     return str(path)
 

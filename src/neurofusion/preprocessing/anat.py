@@ -46,6 +46,7 @@ from neurofusion.preprocessing.brain_extraction import (
     AFFINE_STAGES,
     BAND_MM,
     HEAD_MARGIN_MM,
+    RIM_MM,
     SYN_STAGES,
     TISSUE_FLOOR,
     init_brain_extraction_wf,
@@ -94,8 +95,12 @@ def init_anat_wf(name: str = "anat_wf", *, seed: int = 0, omp_nthreads: int = 1)
     seed : int
         Random seed of every ANTs registration (metric sampling).
     omp_nthreads : int
-        Threads an ANTs node may use (informs nipype's scheduler; the thread count of
-        ITK itself is set by :func:`~neurofusion.preprocessing.threads.limit_threads`).
+        ITK threads of the SyN registration and Atropos (child processes); the affine
+        registration uses one (see
+        :data:`~neurofusion.preprocessing.brain_extraction.AFFINE_STAGES`) and the other
+        ANTs nodes run in process with the threads set by
+        :func:`~neurofusion.preprocessing.threads.limit_threads`. Also tells nipype's
+        scheduler how many threads the heavy nodes take.
 
     Returns
     -------
@@ -123,7 +128,9 @@ def init_anat_wf(name: str = "anat_wf", *, seed: int = 0, omp_nthreads: int = 1)
     template = pe.Node(TemplateFiles(resolution=MNI_RESOLUTION), name="template")
     brain_wf = init_brain_extraction_wf(seed=seed, omp_nthreads=omp_nthreads)
     mni_t1w = pe.Node(
-        ApplyTransforms(interpolation="LanczosWindowedSinc", clip_negative=True), name="mni_t1w"
+        ApplyTransforms(interpolation="LanczosWindowedSinc", clip_negative=True),
+        name="mni_t1w",
+        n_procs=omp_nthreads,
     )
     mni_mask = pe.Node(ApplyTransforms(interpolation="GenericLabel"), name="mni_mask")
     mni_probseg = pe.MapNode(
@@ -227,6 +234,7 @@ def parameters() -> dict:
         "head_margin_mm": HEAD_MARGIN_MM,
         "atropos_band_mm": BAND_MM,
         "tissue_floor": TISSUE_FLOOR,
+        "csf_rim_mm": RIM_MM,
         "interpolation": {
             "T1w": "LanczosWindowedSinc",
             "mask": "GenericLabel",
@@ -299,12 +307,14 @@ def run_anat(
         }
     )
     already = set(crash_dir.glob("crash-*")) if crash_dir.is_dir() else set()
+    LOGGER.info("sub-%s: anatomical workflow, nipype working directory %s", label, base_dir)
     try:
         wf.run(plugin="Linear")
     except Exception as err:
         crashes = sorted(set(crash_dir.glob("crash-*")) - already) if crash_dir.is_dir() else []
         text = "\n".join(f"--- {c}\n{c.read_text()}" for c in crashes) or repr(err)
         raise WorkflowError(f"sub-{label}: anatomical workflow failed\n{text}") from err
+    LOGGER.info("sub-%s: anatomical derivatives written under %s", label, deriv_root)
     write_provenance(
         outputs["provenance"],
         step="anat",

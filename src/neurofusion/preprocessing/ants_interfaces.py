@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -56,8 +58,16 @@ INTERPOLATORS = (
 )
 
 
-def run_ants(program: str, args: list) -> None:
-    """Run one ANTs program compiled into antspyx with a command-line argument list.
+def run_ants(program: str, args: list, threads: int | None = None) -> None:
+    """Run one ANTs program compiled into antspyx with its command-line arguments.
+
+    ITK reads its thread count once per process. With ``threads=None`` the program runs
+    in this process, with the thread count set by
+    :func:`~neurofusion.preprocessing.threads.limit_threads`; with an integer it runs in a
+    child Python process (``python -m neurofusion.preprocessing.ants_interfaces PROGRAM
+    ARGS...``, about 2 s to start) whose ``ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS`` is
+    ``threads``, which lets a node use fewer threads than the job when reproducibility
+    requires it (see :class:`Registration`).
 
     Parameters
     ----------
@@ -66,20 +76,47 @@ def run_ants(program: str, args: list) -> None:
         ``Atropos``.
     args : list
         The program's arguments, exactly as on its command line (converted to ``str``).
+    threads : int, optional
+        ITK threads of a child process; ``None`` runs in process.
 
     Raises
     ------
     RuntimeError
-        When the program returns a non-zero status; the message holds the command line.
+        When the program fails; the message holds the command line (and, for a child
+        process, its output).
     """
-    from ants.internal import get_lib_fn
-
     argv = [str(a) for a in args]
     command = " ".join([program, *argv])
-    LOGGER.info("%s", command)
-    status = get_lib_fn(program)(argv)
-    if status != 0:
-        raise RuntimeError(f"{program} exited with status {status}: {command}")
+    LOGGER.info("%s (threads=%s)", command, threads or "process")
+    if threads is None:
+        from ants.internal import get_lib_fn
+
+        status = get_lib_fn(program)(argv)
+        if status != 0:
+            raise RuntimeError(f"{program} failed (status {status}): {command}")
+        return
+    env = {**os.environ, "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": str(max(1, threads))}
+    process = subprocess.run(
+        [sys.executable, "-m", __name__, program, *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if process.returncode != 0:
+        output = (process.stdout + process.stderr)[-4000:]
+        raise RuntimeError(f"{program} failed (status {process.returncode}): {command}\n{output}")
+
+
+def ants_seed(seed: int) -> int:
+    """The ``--random-seed`` for a workflow seed: ``seed + 1``.
+
+    antsRegistration reads ``--random-seed 0`` as "seed from the system clock", which would
+    make seed 0 (our default) irreproducible; any seed >= 0 is shifted by one.
+    """
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, not {seed}")
+    return seed + 1
 
 
 def _float32_copy(path: str | Path, out: Path) -> Path:
@@ -145,6 +182,7 @@ class N4BiasFieldCorrection(SimpleInterface):
 
 
 class _RegistrationInputSpec(BaseInterfaceInputSpec):
+    num_threads = traits.Int(1, usedefault=True, desc="ITK threads (child process)")
     fixed_image = File(exists=True, mandatory=True, desc="reference (e.g. template) image")
     moving_image = File(exists=True, mandatory=True, desc="image to align (e.g. subject)")
     fixed_mask = File(exists=True, desc="metric mask in fixed space (last stage only)")
@@ -160,7 +198,9 @@ class _RegistrationInputSpec(BaseInterfaceInputSpec):
     )
     convergence_threshold = traits.Float(1e-6, usedefault=True)
     convergence_window = traits.Int(10, usedefault=True)
-    random_seed = traits.Int(0, usedefault=True, desc="seed of metric sampling")
+    random_seed = traits.Range(
+        low=1, value=1, usedefault=True, desc="seed of metric sampling (ANTs: 0 = clock)"
+    )
     write_warped = traits.Bool(False, usedefault=True, desc="also write the warped moving image")
 
 
@@ -183,8 +223,12 @@ class Registration(SimpleInterface):
 
     Outputs are collapsed (``--collapse-output-transforms 1``): one affine (the initial
     transform composed with every linear stage) and, when a SyN stage runs, one warp and
-    its inverse. See the module docstring for the transform conventions. With the same
-    inputs, seed and number of ITK threads the output is bit-identical.
+    its inverse. See the module docstring for the transform conventions.
+
+    Reproducibility: with a fixed seed, stages using GC or CC give bit-identical results
+    for any fixed number of threads; Mattes MI (``MI``) does only with one thread (its
+    joint histogram is accumulated per thread in a varying order), so run MI stages with
+    ``num_threads=1``.
     """
 
     input_spec = _RegistrationInputSpec
@@ -218,7 +262,7 @@ class Registration(SimpleInterface):
             last = number == len(self.inputs.stages)
             mask = self.inputs.fixed_mask if (last and self.inputs.fixed_mask) else "NULL"
             args += ["--masks", f"[{mask},NULL]"]
-        run_ants("antsRegistration", args)
+        run_ants("antsRegistration", args, self.inputs.num_threads)
         affine = cwd / "reg_0GenericAffine.mat"
         warp, inverse = cwd / "reg_1Warp.nii.gz", cwd / "reg_1InverseWarp.nii.gz"
         self._results["affine"] = str(affine)
@@ -340,6 +384,7 @@ def apply_transforms(
 
 
 class _AtroposInputSpec(BaseInterfaceInputSpec):
+    num_threads = traits.Int(1, usedefault=True, desc="ITK threads (child process)")
     in_file = File(exists=True, mandatory=True, desc="bias-corrected T1")
     mask_file = File(exists=True, mandatory=True, desc="voxels to classify")
     prior_images = InputMultiObject(
@@ -360,8 +405,9 @@ class Atropos(SimpleInterface):
     """``Atropos`` (Avants et al. 2011): Gaussian mixture + MRF, initialised by priors.
 
     Classes come out in the order of ``prior_images``; posteriors are float32 and zero
-    outside ``mask_file``. Initialisation from priors involves no random draw, so the
-    result is deterministic for a fixed number of threads.
+    outside ``mask_file``. Atropos seeds its random generator from the clock unless told
+    otherwise; ``--use-random-seed 0`` fixes it, and the posteriors are then
+    bit-reproducible for any number of threads.
     """
 
     input_spec = _AtroposInputSpec
@@ -385,11 +431,23 @@ class Atropos(SimpleInterface):
             "-m", f"[{self.inputs.mrf_smoothing:g},1x1x1]",
             "-c", f"[{self.inputs.n_iterations},{self.inputs.convergence_threshold:g}]",
             "-k", "Gaussian",
+            "-r", 0,
             "-p", "Socrates[1]",
             "-o", f"[{labels},{cwd / 'posterior%02d.nii.gz'}]",
         ]  # fmt: skip
-        run_ants("Atropos", args)
+        run_ants("Atropos", args, self.inputs.num_threads)
         posteriors = [cwd / f"posterior{k:02d}.nii.gz" for k in range(1, n_classes + 1)]
         self._results["posteriors"] = [str(_float32_copy(p, p)) for p in posteriors]
         self._results["segmentation"] = str(labels)
         return runtime
+
+
+def _main(argv: list[str]) -> int:
+    """Entry point of :func:`run_ants`' child process: ``PROGRAM ARGS...``."""
+    from ants.internal import get_lib_fn
+
+    return int(get_lib_fn(argv[0])(argv[1:]))
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

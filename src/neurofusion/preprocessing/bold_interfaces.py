@@ -19,6 +19,7 @@ from nipype.interfaces.base import (
 )
 
 from neurofusion.fileio import write_json
+from neurofusion.preprocessing.ants_interfaces import Registration, ants_seed
 from neurofusion.preprocessing.bold_input import load_bold, slice_axis
 from neurofusion.preprocessing.bold_reports import (
     carpet_figure,
@@ -26,8 +27,9 @@ from neurofusion.preprocessing.bold_reports import (
     motion_figure,
     registration_figure,
 )
+from neurofusion.preprocessing.boldmaps import falff, reho
 from neurofusion.preprocessing.confounds import confounds_table, dvars, select_confounds
-from neurofusion.preprocessing.denoise import denoise
+from neurofusion.preprocessing.denoise import denoise_series, to_image
 from neurofusion.preprocessing.masks import bold_masks
 from neurofusion.preprocessing.motion import (
     framewise_displacement_jenkinson,
@@ -266,11 +268,18 @@ class _DenoiseInputSpec(BaseInterfaceInputSpec):
 
 class _DenoiseOutputSpec(TraitedSpec):
     bold_file = File(exists=True, desc="clean BOLD")
+    falff_file = File(exists=True, desc="fALFF of the unfiltered data (3D, float32)")
     kept_volumes = traits.List(traits.Int, desc="indices of the volumes kept")
 
 
 class Denoise(SimpleInterface):
-    """Confound regression, smoothing, detrending and band-pass (see :mod:`.denoise`)."""
+    """Confound regression, smoothing, detrending and band-pass (see :mod:`.denoise`).
+
+    fALFF (:func:`~neurofusion.preprocessing.boldmaps.falff`) is computed here, from the
+    regressed, smoothed, detrended series just before the band-pass, so the unfiltered 4D
+    data never has to be written; it uses every volume (censoring would break the regular
+    sampling a spectrum needs).
+    """
 
     input_spec = _DenoiseInputSpec
     output_spec = _DenoiseOutputSpec
@@ -280,7 +289,7 @@ class Denoise(SimpleInterface):
         mask = np.asarray(nib.load(self.inputs.mask_file).dataobj) > 0
         table = pd.read_csv(self.inputs.confounds_file, sep="\t")
         regressors = select_confounds(table, self.inputs.strategy, self.inputs.global_signal)
-        clean = denoise(
+        unfiltered, series = denoise_series(
             np.asarray(img.dataobj, dtype=np.float32),
             mask,
             img.affine,
@@ -290,6 +299,11 @@ class Denoise(SimpleInterface):
             fwhm_mm=self.inputs.fwhm_mm,
             band_hz=self.inputs.band_hz,
         )
+        amplitude = np.zeros(mask.shape, dtype=np.float32)
+        amplitude[mask] = falff(unfiltered, self.inputs.tr, self.inputs.band_hz)
+        del unfiltered
+        clean = to_image(series, mask)
+        del series
         kept = np.arange(clean.shape[-1])
         censor = self.inputs.censor_fd_mm
         if isdefined(censor) and censor is not None:
@@ -297,9 +311,46 @@ class Denoise(SimpleInterface):
             clean = clean[..., kept]
         self._results.update(
             bold_file=_save(nib.Nifti1Image(clean, img.affine, img.header), "bold_clean.nii.gz"),
+            falff_file=_save(nib.Nifti1Image(amplitude, img.affine), "falff.nii.gz"),
             kept_volumes=kept.tolist(),
         )
         return runtime
+
+
+class _RehoInputSpec(BaseInterfaceInputSpec):
+    bold_file = File(exists=True, mandatory=True, desc="clean BOLD")
+    mask_file = File(exists=True, mandatory=True, desc="brain mask")
+
+
+class _RehoOutputSpec(TraitedSpec):
+    reho_file = File(exists=True, desc="ReHo (Kendall's W, 27 voxels; 3D, float32)")
+
+
+class Reho(SimpleInterface):
+    """Regional homogeneity of the clean BOLD (see :func:`.boldmaps.reho`)."""
+
+    input_spec = _RehoInputSpec
+    output_spec = _RehoOutputSpec
+
+    def _run_interface(self, runtime):
+        img = nib.load(self.inputs.bold_file)
+        mask = np.asarray(nib.load(self.inputs.mask_file).dataobj) > 0
+        homogeneity = reho(np.asarray(img.dataobj, dtype=np.float32), mask)
+        self._results["reho_file"] = _save(nib.Nifti1Image(homogeneity, img.affine), "reho.nii.gz")
+        return runtime
+
+
+#: EPI -> T1w: antspyx's "Rigid" recipe (Mattes MI, 32 bins, 20 % regular sampling).
+COREG_STAGES = [
+    {
+        "transform": "Rigid[0.25]",
+        "metric": "MI",
+        "metric_params": "1,32,Regular,0.2",
+        "iterations": [2100, 1200, 1200, 10],
+        "shrink": [6, 4, 2, 1],
+        "sigmas_vox": [3, 2, 1, 0],
+    }
+]
 
 
 class _CoregisterInputSpec(BaseInterfaceInputSpec):
@@ -316,30 +367,37 @@ class _CoregisterOutputSpec(TraitedSpec):
 class CoregisterEpi(SimpleInterface):
     """Rigid EPI -> T1w registration with Mattes mutual information (ANTs).
 
-    EPI and T1w come from one session in one scanner space, so the search starts from
-    the identity rather than from the centres of mass, which differ between a partial
-    EPI field of view and a whole-head T1w.
+    The stages are antspyx's ``type_of_transform="Rigid"`` (:data:`COREG_STAGES`), run
+    through :class:`~neurofusion.preprocessing.ants_interfaces.Registration` with one ITK
+    thread: Mattes MI accumulates its joint histogram per thread in a varying order, so
+    only a single thread gives the same transform on every run (measured: in-process
+    multithreaded runs differed by ~1e-3 in the resampled BOLD). EPI and T1w come from
+    one session in one scanner space, so the search starts from the identity rather than
+    from the centres of mass, which differ between a partial EPI field of view and a
+    whole-head T1w.
     """
 
     input_spec = _CoregisterInputSpec
     output_spec = _CoregisterOutputSpec
 
     def _run_interface(self, runtime):
+        cwd = Path(runtime.cwd)
         t1w = nib.load(self.inputs.t1w_file)
         mask = np.asarray(nib.load(self.inputs.t1w_mask).dataobj) > 0
         brain = nib.Nifti1Image(np.asarray(t1w.dataobj, dtype=np.float32) * mask, t1w.affine)
-        identity = str(Path.cwd() / "identity.mat")
+        brain_file = str(cwd / "t1w_brain.nii.gz")
+        brain.to_filename(brain_file)
+        identity = str(cwd / "identity.mat")
         ants.write_transform(ants.create_ants_transform(dimension=3), identity)
-        result = ants.registration(
-            fixed=ants.from_nibabel_nifti(brain),
-            moving=ants.from_nibabel_nifti(nib.load(self.inputs.boldref_file)),
-            type_of_transform="Rigid",
-            initial_transform=[identity],
-            aff_metric="mattes",
-            outprefix=str(Path.cwd() / "epi2t1w_"),
-            random_seed=self.inputs.seed,
-        )
-        self._results["transforms"] = list(result["fwdtransforms"])
+        registration = Registration(
+            fixed_image=brain_file,
+            moving_image=self.inputs.boldref_file,
+            initial_transform=identity,
+            stages=COREG_STAGES,
+            random_seed=ants_seed(self.inputs.seed),
+            num_threads=1,
+        ).run(cwd=str(cwd))
+        self._results["transforms"] = [registration.outputs.affine]
         return runtime
 
 

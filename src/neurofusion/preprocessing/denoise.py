@@ -95,6 +95,54 @@ def bandpass(data: np.ndarray, tr: float, low_hz: float, high_hz: float) -> np.n
     return np.fft.irfft(spectrum, n=n, axis=0).astype(data.dtype)
 
 
+def denoise_series(
+    bold: np.ndarray,
+    mask: np.ndarray,
+    affine: np.ndarray,
+    confounds: np.ndarray,
+    tr: float,
+    *,
+    order: str = "study",
+    fwhm_mm: float = 4.0,
+    band_hz: Sequence[float] = (0.01, 0.08),
+) -> tuple[np.ndarray, np.ndarray]:
+    """Denoise the mask's voxels; return them before and after the band-pass.
+
+    Parameters are those of :func:`denoise`.
+
+    Returns
+    -------
+    unfiltered : numpy.ndarray
+        Shape (t, n_mask_voxels), float32: confound-regressed, smoothed and detrended, not
+        band-passed (what fALFF is computed on). With ``order="simultaneous"`` the
+        unfiltered confounds are regressed from the smoothed, detrended data (one more
+        least-squares fit than the clean series needs).
+    clean : numpy.ndarray
+        Shape (t, n_mask_voxels), float32: the clean series of :func:`denoise`.
+    """
+    if order not in ORDERS:
+        raise ValueError(f"denoising order must be one of {ORDERS}, not {order!r}")
+    low, high = band_hz
+    confounds = np.asarray(confounds, dtype=np.float64).reshape(len(confounds), -1)
+    work = np.array(bold, dtype=np.float32, copy=True)
+    if order == "study":
+        if confounds.shape[1]:
+            work[mask] = regress_out(work[mask].T, confounds).T
+        _smooth(work, mask, affine, fwhm_mm)
+        unfiltered = detrend_linear(work[mask].T)
+        return unfiltered, bandpass(unfiltered, tr, low, high)
+    _smooth(work, mask, affine, fwhm_mm)
+    detrended = detrend_linear(work[mask].T)
+    del work
+    clean = bandpass(detrended, tr, low, high)
+    if not confounds.shape[1]:
+        return detrended, clean
+    trends = detrend_linear(confounds)
+    unfiltered = regress_out(detrended, trends, keep_mean=False)
+    clean = regress_out(clean, bandpass(trends, tr, low, high), keep_mean=False)
+    return unfiltered, clean
+
+
 def denoise(
     bold: np.ndarray,
     mask: np.ndarray,
@@ -133,23 +181,15 @@ def denoise(
         Clean BOLD, shape (x, y, z, t), float32, zero-mean in every voxel (the band-pass
         removes 0 Hz), 0 outside the mask.
     """
-    if order not in ORDERS:
-        raise ValueError(f"denoising order must be one of {ORDERS}, not {order!r}")
-    low, high = band_hz
-    confounds = np.asarray(confounds, dtype=np.float64).reshape(len(confounds), -1)
-    work = np.array(bold, dtype=np.float32, copy=True)
-    if order == "study":
-        if confounds.shape[1]:
-            work[mask] = regress_out(work[mask].T, confounds).T
-        _smooth(work, mask, affine, fwhm_mm)
-        series = bandpass(detrend_linear(work[mask].T), tr, low, high)
-    else:
-        _smooth(work, mask, affine, fwhm_mm)
-        series = bandpass(detrend_linear(work[mask].T), tr, low, high)
-        if confounds.shape[1]:
-            filtered = bandpass(detrend_linear(confounds), tr, low, high)
-            series = regress_out(series, filtered, keep_mean=False)
-    out = np.zeros_like(work)
+    _, series = denoise_series(
+        bold, mask, affine, confounds, tr, order=order, fwhm_mm=fwhm_mm, band_hz=band_hz
+    )
+    return to_image(series, mask)
+
+
+def to_image(series: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Scatter (t, n_mask_voxels) series into a zero (x, y, z, t) float32 image."""
+    out = np.zeros((*mask.shape, len(series)), dtype=np.float32)
     out[mask] = series.T
     return out
 

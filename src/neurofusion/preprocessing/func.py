@@ -3,7 +3,8 @@
 Order (the study's, DPARSF's): drop dummy scans -> slice-timing correction -> rigid
 realignment -> EPI -> T1w registration -> one resampling to MNI composing motion,
 coregistration and normalisation -> confounds -> denoising (regress WM + CSF, smooth
-4 mm, detrend, band-pass 0.01-0.08 Hz, or the configured alternative).
+4 mm, detrend, band-pass 0.01-0.08 Hz, or the configured alternative). fALFF is taken
+from the denoised data just before the band-pass, ReHo from the clean BOLD.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from neurofusion.preprocessing.bold_interfaces import (
     GatherConfounds,
     LoadBold,
     Realign,
+    Reho,
     ResampleBold,
     SliceTimingCorrection,
 )
@@ -130,7 +132,8 @@ def init_func_wf(subject: str, settings: FuncSettings, name: str = "func_wf") ->
         points). ``outputnode`` fields: ``clean_bold``, ``brain_mask``, ``confounds``,
         ``boldref``, ``qc``, ``motion_png``, ``carpet_png``, ``registration_png``,
         ``kept_volumes``, ``tr``, ``boldref2t1w_xfm`` (list with the rigid EPI -> T1w
-        ITK transform: T1w points to EPI reference points).
+        ITK transform: T1w points to EPI reference points), ``falff`` and ``reho``
+        (voxel-wise maps, see :mod:`.boldmaps`).
     """
     wf = pe.Workflow(name=name)
     inputnode = pe.Node(
@@ -161,6 +164,8 @@ def init_func_wf(subject: str, settings: FuncSettings, name: str = "func_wf") ->
                 "kept_volumes",
                 "tr",
                 "boldref2t1w_xfm",
+                "falff",
+                "reho",
             ]
         ),
         name="outputnode",
@@ -212,6 +217,7 @@ def init_func_wf(subject: str, settings: FuncSettings, name: str = "func_wf") ->
         ),
         name="denoise",
     )
+    homogeneity = pe.Node(Reho(), name="reho")
     reports = pe.Node(FuncReports(), name="reports")
 
     if settings.slice_timing:
@@ -261,7 +267,11 @@ def init_func_wf(subject: str, settings: FuncSettings, name: str = "func_wf") ->
         (masks, reports, [("brain_mask", "brain_mask"), ("gm_mask", "gm_mask")]),
         (grid, reports, [("mask_file", "template_mask")]),
         (load, reports, [("tr", "tr")]),
-        (clean, outputnode, [("bold_file", "clean_bold"), ("kept_volumes", "kept_volumes")]),
+        (clean, homogeneity, [("bold_file", "bold_file")]),
+        (masks, homogeneity, [("brain_mask", "mask_file")]),
+        (clean, outputnode, [("bold_file", "clean_bold"), ("kept_volumes", "kept_volumes"),
+                             ("falff_file", "falff")]),
+        (homogeneity, outputnode, [("reho_file", "reho")]),
         (masks, outputnode, [("brain_mask", "brain_mask")]),
         (gather, outputnode, [("confounds_file", "confounds")]),
         (resample, outputnode, [("boldref_file", "boldref")]),
@@ -318,6 +328,9 @@ def run_func(
     label = subject_label(subject)
     limit_threads(threads)
     outputs = func_outputs(deriv_root, label, settings.resolution_mm)
+    # Sidecars name the inputs as given (relative to the workflow folder), so the same
+    # data processed in another folder gives byte-identical outputs.
+    sources = [str(bold), *(str(anat[k]) for k in ("t1w_preproc", "t1w2mni_affine"))]
     anat = {key: Path(path).resolve() for key, path in anat.items()}
     wf = init_func_wf(label, settings, name=f"func_sub_{label}_wf")
     inputs = wf.inputs.inputnode
@@ -329,7 +342,6 @@ def run_func(
     inputs.t1w2mni_xfm = [str(p) for p in t1w2mni_transforms(anat)]
     inputs.t1w2mni_invert = [False, False]
     results = run_workflow(wf, Path(work_dir) / f"func_sub-{label}", f"sub-{label}")
-    sources = [str(bold), *(str(anat[k]) for k in ("t1w_preproc", "t1w2mni_affine"))]
     write_func_outputs(results, outputs, sources, settings)
     write_provenance(
         outputs["provenance"],

@@ -14,7 +14,25 @@ from neurofusion.preprocessing.anat_outputs import copy_file, subject_label, wri
 from neurofusion.templates import TEMPLATE_SPACE
 
 #: Keys of :func:`func_outputs` that are NIfTI images with a JSON sidecar.
-IMAGE_KEYS = ("clean_bold", "brain_mask", "boldref")
+IMAGE_KEYS = ("clean_bold", "brain_mask", "boldref", "falff", "reho")
+#: Voxel-wise maps, by key of :func:`func_outputs`: their ``stat-`` entity and sidecar.
+BOLD_MAPS = {
+    "falff": {
+        "Description": (
+            "fractional amplitude of low-frequency fluctuations: amplitude spectrum summed "
+            "over the band / summed over all frequencies above 0 Hz (Zou et al. 2008), of "
+            "the confound-regressed, smoothed, detrended BOLD before band-pass filtering"
+        ),
+        "Units": "arbitrary (ratio in [0, 1])",
+    },
+    "reho": {
+        "Description": (
+            "regional homogeneity: Kendall's W of each voxel's 3 x 3 x 3 neighbourhood "
+            "(voxels inside the brain mask) of the clean BOLD (Zang et al. 2004)"
+        ),
+        "Units": "arbitrary (Kendall's W in [0, 1])",
+    },
+}
 #: Figures, by key of :func:`func_outputs`, and their ``desc-`` entity.
 FIGURES = {"motion_png": "motion", "carpet_png": "carpet", "registration_png": "registration"}
 
@@ -35,8 +53,9 @@ def func_outputs(deriv_root: str | Path, subject: str, resolution_mm: int = 3) -
     -------
     dict of str to Path
         ``clean_bold``, ``brain_mask``, ``boldref`` (MNI, with ``<key>_json`` sidecars),
-        ``confounds`` and ``confounds_json``, ``qc`` (the subject's QC JSON), the
-        figures of :data:`FIGURES`, ``boldref2t1w_xfm`` (ITK rigid transform taking
+        ``falff`` and ``reho`` (voxel-wise maps of :data:`BOLD_MAPS`, float32, with
+        ``_json`` sidecars), ``confounds`` and ``confounds_json``, ``qc`` (the subject's
+        QC JSON), the figures of :data:`FIGURES`, ``boldref2t1w_xfm`` (ITK rigid transform taking
         T1w points to points of the first retained volume, which is the realignment
         reference), and ``provenance``.
     """
@@ -48,6 +67,7 @@ def func_outputs(deriv_root: str | Path, subject: str, resolution_mm: int = 3) -
         "clean_bold": func / f"{space}_desc-clean_bold.nii.gz",
         "brain_mask": func / f"{space}_desc-brain_mask.nii.gz",
         "boldref": func / f"{space}_boldref.nii.gz",
+        **{key: func / f"{space}_stat-{key}_boldmap.nii.gz" for key in BOLD_MAPS},
         "confounds": func / f"{sub}_task-rest_desc-confounds_timeseries.tsv",
         "confounds_json": func / f"{sub}_task-rest_desc-confounds_timeseries.json",
         "boldref2t1w_xfm": func / f"{sub}_task-rest_from-boldref_to-T1w_mode-image_xfm.mat",
@@ -112,6 +132,12 @@ def write_func_outputs(
     write_json(outputs["brain_mask_json"], {**space, "Type": "Brain"})
     write_image(results["boldref"], outputs["boldref"])
     write_json(outputs["boldref_json"], {**space, "Description": "temporal mean of the BOLD"})
+    for key, meta in BOLD_MAPS.items():
+        write_image(results[key], outputs[key])
+        write_json(
+            outputs[f"{key}_json"],
+            {**space, **meta, "BandHz": list(settings.band_hz), "FWHMmm": settings.fwhm_mm},
+        )
     copy_file(results["confounds"], outputs["confounds"])
     columns = pd.read_csv(outputs["confounds"], sep="\t", nrows=0).columns
     write_json(

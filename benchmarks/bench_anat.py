@@ -1,0 +1,138 @@
+"""Seconds and peak memory of the anatomical workflow, and its accuracy against truth.
+
+Per subject, with 2 threads:
+
+* ``paper``: one simulated subject at the study's T1 geometry (1 x 1 x 1.33 mm,
+  256 x 256 x 144), wall time of each nipype node and of the whole workflow;
+* ``tiny``: the tiny simulated subject, with the acceptance numbers (mean AAL Dice of the
+  normalisation, GM/WM/CSF Dice against the true tissue maps);
+* ``real``: the four real T1w heads of ../shared/data/bids_t1w when present (brain volume,
+  correlation with the template).
+
+Each workflow runs in a fresh child process so that ``peak_rss_mb`` is that subject's
+own high-water mark. Run: ``python benchmarks/bench_anat.py [paper] [tiny] [real]``
+(default: all); writes benchmarks/results/anat.json.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+from common import measure, write_result
+
+REPO = Path(__file__).resolve().parents[1]
+REAL = REPO.parent / "shared" / "data" / "bids_t1w"
+THREADS = 2
+TISSUES = ("GM", "WM", "CSF")
+
+
+def simulate(preset: str, root: Path) -> tuple[str, Path, Path]:
+    """Simulate and convert the first subject of ``preset``; (label, T1w, truth folder)."""
+    import yaml
+
+    from neurofusion.dicom.convert import convert_subject
+    from neurofusion.dicom.select import rules_from_config
+    from neurofusion.simulate import cohort_participants, settings_from_config, simulate_subject
+
+    settings = settings_from_config({"preset": preset, "seed": 0, "n_per_group": 1})
+    row = cohort_participants(settings).iloc[0]
+    label = row["participant_id"].removeprefix("sub-")
+    simulate_subject(row["participant_id"], row["group"], settings, root / "dicom", root / "truth")
+    rules = rules_from_config(yaml.safe_load((REPO / "config.yaml").read_text())["dicom"])
+    raw = convert_subject(label, root / "dicom", root / "rawdata", ["T1w"], rules)
+    return label, Path(raw["T1w"]), root / "truth"
+
+
+def node_seconds(work_dir: Path) -> dict[str, float]:
+    """Wall time of every executed nipype node, from its ``_report/report.rst``."""
+    seconds = {}
+    for report in sorted(work_dir.rglob("_report/report.rst")):
+        match = re.search(r"\* Duration\s*:\s*([0-9.]+)", report.read_text())
+        if match:
+            seconds[report.parent.parent.name] = round(float(match.group(1)), 2)
+    return seconds
+
+
+def _child(label: str, t1w: str, root: str, queue) -> None:
+    """Run one subject in this (fresh) process and report its measurements."""
+    from neurofusion.preprocessing.anat import run_anat
+
+    def run():
+        run_anat(label, t1w, Path(root) / "derivatives", Path(root) / "work", threads=THREADS)
+
+    result = measure(run, repeats=1)
+    result["node_seconds"] = node_seconds(Path(root) / "work")
+    queue.put(result)
+
+
+def timed_run(label: str, t1w: Path, root: Path) -> dict:
+    """Run the anatomical workflow of one subject in a child process; its measurements."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_child, args=(label, str(t1w), str(root), queue))
+    process.start()
+    result = queue.get()
+    process.join()
+    return result
+
+
+def bench_simulated(preset: str) -> dict:
+    """Time one simulated subject of ``preset``; add accuracy against its truth."""
+    from neurofusion.preprocessing.anat_outputs import anat_outputs
+    from neurofusion.preprocessing.anat_quality import (
+        normalisation_dice,
+        segmentation_dice,
+        template_correlation,
+    )
+
+    with tempfile.TemporaryDirectory(prefix=f"bench-anat-{preset}-") as scratch:
+        root = Path(scratch)
+        label, t1w, truth = simulate(preset, root / "sim")
+        result = timed_run(label, t1w, root / "anat")
+        outputs = anat_outputs(root / "anat" / "derivatives", label)
+        true_maps = {t: truth / f"T1w_label-{t}_probseg.nii.gz" for t in TISSUES}
+        result["accuracy"] = {
+            "aal_mean_dice_mni2mm": normalisation_dice(
+                outputs, truth / "T1w_atlas-AAL116_dseg.nii.gz"
+            ),
+            "tissue_dice": segmentation_dice(outputs, true_maps),
+            "template_r": template_correlation(outputs["mni_t1w"]),
+        }
+    return result
+
+
+def bench_real() -> dict:
+    """Time each real head; brain volume (litres) and correlation with the template."""
+    from neurofusion.preprocessing.anat_outputs import anat_outputs
+    from neurofusion.preprocessing.anat_quality import mask_litres, template_correlation
+
+    results = {}
+    for t1w in sorted(REAL.glob("sub-*/anat/sub-*_T1w.nii.gz")):
+        label = t1w.name.split("_")[0].removeprefix("sub-")
+        with tempfile.TemporaryDirectory(prefix="bench-anat-real-") as scratch:
+            result = timed_run(label, t1w, Path(scratch))
+            outputs = anat_outputs(Path(scratch) / "derivatives", label)
+            result["brain_litres"] = mask_litres(outputs["brain_mask"])
+            result["template_r"] = template_correlation(outputs["mni_t1w"])
+        results[f"sub-{label}"] = result
+    return results
+
+
+def main(parts: list[str]) -> None:
+    """Run the requested parts and merge them into benchmarks/results/anat.json."""
+    path = Path(__file__).resolve().parent / "results" / "anat.json"
+    results = json.loads(path.read_text())["results"] if path.is_file() else {}
+    for part in parts or ["paper", "tiny", "real"]:
+        results[part] = bench_real() if part == "real" else bench_simulated(part)
+        results[part]["threads"] = THREADS
+        print(part, json.dumps(results[part], indent=1, default=str), flush=True)
+        write_result("anat", results)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,86 @@
+"""Training time of every model for one cross-validation fold on paper-sized inputs.
+
+A synthetic cohort the size of the study (56 StD + 70 HC; MNI T1 and GM at 2 mm, AAL-116
+matrices from 240-volume runs; :mod:`neurofusion.training.synthetic`) is assembled at the
+default 4 mm CNN grid and split into the default 10 folds; each model is trained on
+fold 0 with the default ``models:`` settings of config.yaml and 2 threads. Deep models
+are timed once (a fold takes minutes); linear ones ``repeats`` times (median).
+
+The whole cross-validation is extrapolated as ``folds x seconds per fold``, and the
+permutation tests as ``permutations x folds x seconds per fold`` (config defaults).
+
+Run: ``python benchmarks/bench_models.py [model ...]``; writes benchmarks/results/models.json.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import yaml
+from common import measure, write_result
+
+from neurofusion.training.cohort import assemble_cohort
+from neurofusion.training.pipelines import MODELS
+from neurofusion.training.run import create_splits, fold_outputs, run_fold, split_paths
+from neurofusion.training.settings import TrainSettings
+from neurofusion.training.synthetic import write_synthetic_cohort
+
+REPO = Path(__file__).resolve().parents[1]
+THREADS = 2
+LINEAR_REPEATS = 3
+
+
+def main(models: list[str]) -> None:
+    config = yaml.safe_load((REPO / "config.yaml").read_text())["models"]
+    settings = TrainSettings.from_config(config, threads=THREADS)
+    folds = config["folds"]
+    results: dict = {"settings": settings.as_dict(), "folds": folds, "threads": THREADS}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        start = time.perf_counter()
+        write_synthetic_cohort(root, {"StD": 56, "HC": 70}, effect_size=2.0, n_volumes=240)
+        results["synthetic_cohort_s"] = time.perf_counter() - start
+        cohort = root / "models" / "cohort"
+        results["assemble_cohort"] = measure(
+            lambda: assemble_cohort(root / "rawdata" / "participants.tsv",
+                                    root / "qc" / "exclusions.tsv", root / "derivatives", cohort,
+                                    "StD", ["T1w", "bold"], config["cnn_resolution_mm"]),
+            repeats=1,
+        )  # fmt: skip
+        splits = split_paths(root / "models" / "splits", folds)
+        create_splits(cohort, splits, folds, 1, config["seed"], config["validation_fraction"])
+        for model in models:
+            spec = MODELS[model]
+            out = fold_outputs(root / "models", model, 0)
+            branches = {b: root / "models" / b / "fold-0" for b in spec.branches}
+            timing = measure(
+                lambda model=model, out=out, branches=branches: run_fold(
+                    model, cohort, splits[0], 0, out, settings, branches or None
+                ),
+                repeats=1 if spec.deep or spec.branches else LINEAR_REPEATS,
+            )
+            per_fold = timing["seconds_median"]
+            kind = "deep" if spec.deep or spec.branches else "linear"
+            n_perm = config["permutations"][kind]
+            entry = {**timing, "cv_minutes": folds * per_fold / 60,
+                     "permutations": n_perm,
+                     "permutation_hours": n_perm * folds * per_fold / 3600}  # fmt: skip
+            if spec.deep:
+                history = pd.read_csv(out["history"], sep="\t")
+                entry["epochs_run"] = len(history)
+            predictions = pd.read_csv(out["predictions"], sep="\t")
+            entry["fold0_accuracy"] = float((predictions.label == predictions.prediction).mean())
+            results[model] = entry
+            print(model, {k: round(v, 2) if isinstance(v, float) else v for k, v in entry.items()})
+            write_result("models", results)
+    trained = [m for m in models if m in results]
+    results["cv_minutes_all_models"] = sum(results[m]["cv_minutes"] for m in trained)
+    write_result("models", results)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:] or list(MODELS))

@@ -1,0 +1,1 @@
+"""Cohort assembly, cross-validation splits and training of every model of the study."""

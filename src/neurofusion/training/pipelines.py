@@ -1,0 +1,456 @@
+"""Every classifier of the study, as "fit on a fold's training subjects, score its test
+subjects".
+
+Each model is a function ``fit(fold, log, branches) -> FoldResult``. It reads inputs only
+through :class:`Fold`, and every fitted object (input scaling, feature selection, tangent
+reference, classifier, early stopping, hyper-parameter search, stacker) records in
+:class:`FitLog` the participants it saw, so a test can check them against the split file.
+
+Deep models (torch) train on the split's ``train`` subjects and stop early on its
+``validation`` subjects. Linear models fit on the whole training fold (``train`` +
+``validation``), choosing C by an inner stratified cross-validation on it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy.special import expit, logit
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import balanced_accuracy_score
+from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+
+from neurofusion.models import CNN3D, BrainNetCNN, FusionNet
+from neurofusion.training.cohort import Cohort
+from neurofusion.training.features import upper_triangle
+from neurofusion.training.loop import predict_proba, train_network
+from neurofusion.training.settings import TrainSettings
+from neurofusion.training.splits import role_ids, split_seed
+
+#: Grey-matter probability above which a voxel enters ``svm_gm`` (training-fold mean).
+GM_THRESHOLD = 0.2
+#: Probabilities are clipped to [EPS, 1 - EPS] before the logit in late fusion.
+EPS = 1e-6
+
+
+class FitLog:
+    """Which participants each fitting step saw: ``{step: [participant_id, ...]}``."""
+
+    def __init__(self) -> None:
+        self.steps: dict[str, list[str]] = {}
+
+    def record(self, step: str, ids: Sequence[str]) -> None:
+        """Note that ``step`` was fitted on ``ids`` (a step fitted twice keeps both)."""
+        self.steps.setdefault(step, [])
+        self.steps[step] = sorted(set(self.steps[step]) | {str(i) for i in ids})
+
+    def merge(self, prefix: str, steps: Mapping[str, Sequence[str]]) -> None:
+        """Add another run's steps under ``prefix/``."""
+        for step, ids in steps.items():
+            self.record(f"{prefix}/{step}", ids)
+
+
+@dataclasses.dataclass
+class Fold:
+    """One split of the cohort, with the labels in force (permuted in permutation tests).
+
+    Attributes
+    ----------
+    cohort : Cohort
+    split : pandas.DataFrame
+        ``participant_id``, ``role`` (train, validation, test).
+    labels : numpy.ndarray
+        (n,) int labels in cohort order.
+    settings : TrainSettings
+    seed : int
+        Seed of this fold's training (derived from the settings' seed, split and
+        permutation).
+    """
+
+    cohort: Cohort
+    split: pd.DataFrame
+    labels: np.ndarray
+    settings: TrainSettings
+    seed: int
+
+    def ids(self, *roles: str) -> list[str]:
+        """participant_ids of the roles."""
+        return role_ids(self.split, *roles)
+
+    def index(self, *roles: str) -> np.ndarray:
+        """Cohort rows of the roles."""
+        return self.cohort.indices(self.ids(*roles))
+
+    @property
+    def validation_fraction(self) -> float:
+        """Share of the training fold the split sets aside for validation."""
+        return len(self.ids("validation")) / max(1, len(self.ids("train", "validation")))
+
+
+@dataclasses.dataclass
+class FoldResult:
+    """What one model made of one fold.
+
+    Attributes
+    ----------
+    probability : numpy.ndarray
+        (n_test,) positive-class probability of each test subject, split-file order.
+    history : pandas.DataFrame
+        Deep models: the training curve; linear models: the inner-CV scores of each C.
+    artefact : Any
+        What is saved: a dict with a ``state_dict`` (torch) or a fitted estimator.
+    """
+
+    probability: np.ndarray
+    history: pd.DataFrame
+    artefact: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """A model of the study.
+
+    Attributes
+    ----------
+    fit : callable
+        ``fit(fold, log, branches) -> FoldResult``.
+    arrays : tuple of str
+        Cohort arrays it reads (which decide the modalities it needs).
+    deep : bool
+        Torch model (saved as ``model.pt``) or scikit-learn (``model.joblib``).
+    branches : tuple of str
+        Models whose same-fold outputs it can reuse instead of retraining them.
+    description : str
+    """
+
+    fit: Callable[..., FoldResult]
+    arrays: tuple[str, ...]
+    deep: bool
+    branches: tuple[str, ...] = ()
+    description: str = ""
+
+
+# --- deep models -------------------------------------------------------------------------
+
+
+def _deep_inputs(name: str, cohort: Cohort) -> list[np.ndarray]:
+    """The (n, C, ...) arrays a deep model reads (memory-mapped until indexed)."""
+    if name == "cnn3d":
+        return [cohort.array("t1")[:, None]]
+    if name == "brainnetcnn":
+        return [cohort.array("fc")[:, None]]
+    if name == "fusion":
+        return [cohort.array("t1")[:, None], cohort.array("fc")[:, None]]
+    if name == "early_fusion":
+        return [_StackedChannels(cohort.array("t1"), cohort.array("maps"))]
+    raise KeyError(name)
+
+
+class _StackedChannels:
+    """(n, 1 + C, X, Y, Z) view of a T1 stack and a map stack, built per indexed subset."""
+
+    def __init__(self, t1: np.ndarray, maps: np.ndarray) -> None:
+        self.t1, self.maps = t1, maps
+        self.shape = (t1.shape[0], 1 + maps.shape[1], *t1.shape[1:])
+
+    def __getitem__(self, index) -> np.ndarray:
+        return np.concatenate([self.t1[index][:, None], self.maps[index]], axis=1)
+
+
+def _builder(name: str, cohort: Cohort) -> Callable[[], torch.nn.Module]:
+    """Factory of a fresh, untrained network of model ``name``."""
+    if name in ("cnn3d", "early_fusion"):
+        shape = cohort.array("t1").shape[1:]
+        channels = 1 if name == "cnn3d" else 1 + cohort.array("maps").shape[1]
+        return lambda: CNN3D(shape, in_channels=channels)
+    if name == "brainnetcnn":
+        return lambda: BrainNetCNN(cohort.array("fc").shape[-1])
+    if name == "fusion":
+        cnn, bnc = _builder("cnn3d", cohort), _builder("brainnetcnn", cohort)
+        return lambda: FusionNet(cnn(), bnc())
+    raise KeyError(name)
+
+
+def _train_deep(
+    name: str,
+    fold: Fold,
+    log: FitLog,
+    train: Sequence[str],
+    validation: Sequence[str],
+    apply: Sequence[str],
+    seed: int,
+    initial_state: dict | None = None,
+) -> tuple[np.ndarray, pd.DataFrame, dict]:
+    """Train model ``name`` on ``train`` (early stopping on ``validation``); score ``apply``.
+
+    Returns the probabilities of ``apply``, the history and the artefact to save.
+    """
+    inputs = _deep_inputs(name, fold.cohort)
+    rows = {key: fold.cohort.indices(ids) for key, ids in
+            (("train", train), ("validation", validation), ("apply", apply))}  # fmt: skip
+    model, scaler, history = train_network(
+        _builder(name, fold.cohort),
+        [x[rows["train"]] for x in inputs],
+        fold.labels[rows["train"]],
+        [x[rows["validation"]] for x in inputs],
+        fold.labels[rows["validation"]],
+        fold.settings,
+        seed,
+        initial_state=initial_state,
+    )
+    log.record("input_scaling", train)
+    log.record("network", train)
+    log.record("early_stopping", validation)
+    probability = predict_proba(
+        model, scaler.transform([x[rows["apply"]] for x in inputs]), torch.device("cpu")
+    )
+    artefact = {"model": name, "state_dict": model.state_dict(), "scaler": scaler.state()}
+    return probability, history, artefact
+
+
+def _fit_single_deep(name: str) -> Callable[..., FoldResult]:
+    def fit(fold: Fold, log: FitLog, branches: Mapping | None = None) -> FoldResult:
+        probability, history, artefact = _train_deep(
+            name,
+            fold,
+            log,
+            fold.ids("train"),
+            fold.ids("validation"),
+            fold.ids("test"),
+            fold.seed,
+        )
+        return FoldResult(probability, history, artefact)
+
+    return fit
+
+
+def fit_fusion(fold: Fold, log: FitLog, branches: Mapping | None = None) -> FoldResult:
+    """Intermediate fusion, trained end to end.
+
+    With ``settings.fusion_init == "branches"`` the encoders start from this fold's trained
+    ``cnn3d`` and ``brainnetcnn``: ``branches[name]`` = ``{"state_dict", "fitted"}`` of the
+    same fold (from their jobs), or, when absent, they are trained here first on the same
+    subjects.
+    """
+    initial = None
+    if fold.settings.fusion_init == "branches":
+        initial = {}
+        for name, prefix in (("cnn3d", "cnn"), ("brainnetcnn", "brainnet")):
+            if branches and name in branches:
+                state, fitted = branches[name]["state_dict"], branches[name]["fitted"]
+            else:
+                branch_log = FitLog()
+                _, _, artefact = _train_deep(
+                    name, fold, branch_log, fold.ids("train"), fold.ids("validation"),
+                    [], fold.seed,
+                )  # fmt: skip
+                state, fitted = artefact["state_dict"], branch_log.steps
+            log.merge(name, fitted)
+            initial |= {f"{prefix}.{key}": value for key, value in state.items()}
+    probability, history, artefact = _train_deep(
+        "fusion",
+        fold,
+        log,
+        fold.ids("train"),
+        fold.ids("validation"),
+        fold.ids("test"),
+        fold.seed,
+        initial_state=initial,
+    )
+    return FoldResult(probability, history, artefact)
+
+
+def fit_late_fusion(fold: Fold, log: FitLog, branches: Mapping | None = None) -> FoldResult:
+    """Late fusion by feature transformation (PAPER.md section 3).
+
+    Inside the training fold, each branch (``cnn3d``, ``brainnetcnn``) is cross-validated
+    (``settings.inner_folds``; early stopping on a stratified share of each inner training
+    set); its out-of-fold probabilities, as logits, train a logistic regression. The test
+    subjects get the same transformation of the branches trained on the whole training fold:
+    ``branches[name]`` = ``{"probability": {participant_id: p}, "fitted"}`` of the same fold,
+    or trained here when absent.
+    """
+    settings = fold.settings
+    training = fold.ids("train", "validation")
+    rows = fold.cohort.indices(training)
+    inner = StratifiedKFold(settings.inner_folds, shuffle=True, random_state=fold.seed)
+    names = ("cnn3d", "brainnetcnn")
+    oof = np.zeros((len(training), len(names)))
+    curves = []
+    for k, (fit_rows, held_rows) in enumerate(inner.split(rows, fold.labels[rows])):
+        fit_ids = [training[i] for i in fit_rows]
+        train_ids, val_ids = train_test_split(
+            fit_ids,
+            test_size=fold.validation_fraction,
+            stratify=fold.labels[fold.cohort.indices(fit_ids)],
+            random_state=split_seed(fold.seed, k),
+        )
+        held = [training[i] for i in held_rows]
+        for j, name in enumerate(names):
+            branch_log = FitLog()
+            oof[held_rows, j], history, _ = _train_deep(
+                name, fold, branch_log, train_ids, val_ids, held, split_seed(fold.seed, k, j)
+            )
+            log.merge(f"inner-{k}/{name}", branch_log.steps)
+            curves.append(history.assign(model=name, inner_fold=k))
+    test = fold.ids("test")
+    test_prob = np.zeros((len(test), len(names)))
+    for j, name in enumerate(names):
+        if branches and name in branches:
+            test_prob[:, j] = [branches[name]["probability"][pid] for pid in test]
+            log.merge(name, branches[name]["fitted"])
+        else:
+            branch_log = FitLog()
+            test_prob[:, j], _, _ = _train_deep(
+                name, fold, branch_log, fold.ids("train"), fold.ids("validation"), test,
+                fold.seed,
+            )  # fmt: skip
+            log.merge(name, branch_log.steps)
+    stacker = LogisticRegression(class_weight="balanced")
+    stacker.fit(logit(np.clip(oof, EPS, 1 - EPS)), fold.labels[rows])
+    log.record("stacker", training)
+    probability = stacker.predict_proba(logit(np.clip(test_prob, EPS, 1 - EPS)))[:, 1]
+    return FoldResult(probability, pd.concat(curves, ignore_index=True), stacker)
+
+
+# --- linear models -------------------------------------------------------------------------
+
+
+class _FixedFeatures:
+    """Precomputed per-subject features; fitting learns nothing."""
+
+    def __init__(self, matrix: np.ndarray) -> None:
+        self.matrix = matrix
+
+    def fit(self, rows: np.ndarray) -> _FixedFeatures:
+        return self
+
+    def transform(self, rows: np.ndarray) -> np.ndarray:
+        return np.asarray(self.matrix[rows], dtype=np.float64)
+
+
+class _GreyMatterVoxels:
+    """Grey-matter voxels whose training-fold mean probability exceeds :data:`GM_THRESHOLD`."""
+
+    def __init__(self, gm: np.ndarray) -> None:
+        self.gm = gm
+        self.mask: np.ndarray | None = None
+
+    def fit(self, rows: np.ndarray) -> _GreyMatterVoxels:
+        fitted = _GreyMatterVoxels(self.gm)
+        fitted.mask = np.asarray(self.gm[rows]).mean(axis=0) > GM_THRESHOLD
+        return fitted
+
+    def transform(self, rows: np.ndarray) -> np.ndarray:
+        return np.asarray(self.gm[rows])[:, self.mask].astype(np.float64)
+
+
+class _TangentSpace:
+    """nilearn's tangent-space connectivity, its reference fitted on the given subjects."""
+
+    def __init__(self, series: Sequence[np.ndarray]) -> None:
+        self.series = series
+        self.measure = None
+
+    def fit(self, rows: np.ndarray) -> _TangentSpace:
+        from nilearn.connectome import ConnectivityMeasure
+
+        fitted = _TangentSpace(self.series)
+        fitted.measure = ConnectivityMeasure(
+            kind="tangent", vectorize=True, discard_diagonal=True
+        ).fit([self.series[i] for i in rows])
+        return fitted
+
+    def transform(self, rows: np.ndarray) -> np.ndarray:
+        return self.measure.transform([self.series[i] for i in rows])
+
+
+def _linear_features(name: str, cohort: Cohort):
+    if name == "svm_connectivity":
+        return _FixedFeatures(upper_triangle(np.asarray(cohort.array("fc"))))
+    if name == "svm_handcrafted":
+        return _FixedFeatures(cohort.handcrafted)
+    if name == "svm_gm":
+        return _GreyMatterVoxels(cohort.array("gm"))
+    if name == "logreg_tangent":
+        return _TangentSpace(cohort.timeseries)
+    raise KeyError(name)
+
+
+def _classifier(name: str, c: float):
+    if name == "logreg_tangent":
+        return LogisticRegression(C=c, class_weight="balanced", max_iter=5000)
+    return SVC(kernel="linear", C=c, class_weight="balanced")
+
+
+def _fit_scaled(name, c, features, rows, labels):
+    """Scaler + classifier fitted on ``rows`` of already-fitted ``features``."""
+    x = features.transform(rows)
+    scaler = StandardScaler().fit(x)
+    return scaler, _classifier(name, c).fit(scaler.transform(x), labels[rows])
+
+
+def _fit_linear(name: str) -> Callable[..., FoldResult]:
+    def fit(fold: Fold, log: FitLog, branches: Mapping | None = None) -> FoldResult:
+        training = fold.ids("train", "validation")
+        rows = fold.cohort.indices(training)
+        labels = fold.labels
+        maker = _linear_features(name, fold.cohort)
+        grid = fold.settings.svm_c
+        inner = StratifiedKFold(fold.settings.inner_folds, shuffle=True, random_state=fold.seed)
+        scores = []
+        for k, (fit_pos, held_pos) in enumerate(inner.split(rows, labels[rows])):
+            fit_rows, held_rows = rows[fit_pos], rows[held_pos]
+            fit_ids = [training[i] for i in fit_pos]
+            features = maker.fit(fit_rows)
+            for step in ("features", "scaler", "classifier"):
+                log.record(f"inner-{k}/{step}", fit_ids)
+            for c in grid:
+                scaler, clf = _fit_scaled(name, c, features, fit_rows, labels)
+                guess = clf.predict(scaler.transform(features.transform(held_rows)))
+                score = balanced_accuracy_score(labels[held_rows], guess)
+                scores.append({"C": c, "inner_fold": k, "balanced_accuracy": score})
+        history = pd.DataFrame(scores)
+        mean = history.groupby("C")["balanced_accuracy"].mean()
+        best = float(mean.index[np.argmax(mean.to_numpy())])  # ties: the smallest C
+        history["selected"] = (history["C"] == best).astype(int)
+        features = maker.fit(rows)
+        scaler, clf = _fit_scaled(name, best, features, rows, labels)
+        for step in ("features", "scaler", "classifier", "hyperparameter_search"):
+            log.record(step, training)
+        test_rows = fold.index("test")
+        margin = clf.decision_function(scaler.transform(features.transform(test_rows)))
+        artefact = {"features": features, "scaler": scaler, "classifier": clf, "C": best}
+        return FoldResult(expit(margin), history, artefact)
+
+    return fit
+
+
+#: The study's models and baselines, by the name used in config.yaml and output folders.
+MODELS: dict[str, ModelSpec] = {
+    "cnn3d": ModelSpec(_fit_single_deep("cnn3d"), ("t1",), True,
+                       description="3D CNN on the MNI T1"),
+    "brainnetcnn": ModelSpec(_fit_single_deep("brainnetcnn"), ("fc",), True,
+                             description="BrainNetCNN on Fisher-z connectivity"),
+    "fusion": ModelSpec(fit_fusion, ("t1", "fc"), True, ("cnn3d", "brainnetcnn"),
+                        "intermediate fusion of both encoders (the study's)"),
+    "late_fusion": ModelSpec(fit_late_fusion, ("t1", "fc"), False, ("cnn3d", "brainnetcnn"),
+                             "logistic regression on the branches' out-of-fold probabilities"),
+    "early_fusion": ModelSpec(_fit_single_deep("early_fusion"), ("t1", "maps"), True,
+                              description="3D CNN on stacked T1, fALFF and ReHo"),
+    "svm_connectivity": ModelSpec(_fit_linear("svm_connectivity"), ("fc",), False,
+                                  description="linear SVM on the connectivity upper triangle"),
+    "logreg_tangent": ModelSpec(_fit_linear("logreg_tangent"), ("timeseries",), False,
+                                description="logistic regression on tangent-space connectivity"),
+    "svm_gm": ModelSpec(_fit_linear("svm_gm"), ("gm",), False,
+                        description="linear SVM on grey-matter voxels"),
+    "svm_handcrafted": ModelSpec(_fit_linear("svm_handcrafted"), ("handcrafted",), False,
+                                 description="linear SVM on regional GM volume + GLCM texture"),
+}  # fmt: skip

@@ -1,0 +1,292 @@
+"""The jobs of the models stage: cohort splits, one (model, fold), permutations.
+
+Outputs of a (model, fold) job, in ``<output_dir>/models/<model>/fold-<k>/``:
+``predictions.tsv`` (``subject``, ``fold``, ``label``, ``probability``, ``prediction``),
+``history.tsv``, ``model.pt`` (torch) or ``model.joblib`` (scikit-learn) and
+``provenance.json``, whose ``fitted`` field maps each fitting step to the participants
+it saw and whose ``split`` field lists the split's participants by role.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.metrics import balanced_accuracy_score, roc_auc_score
+
+from neurofusion.errors import NeurofusionError
+from neurofusion.fileio import atomic_path, write_json
+from neurofusion.preprocessing.threads import limit_threads
+from neurofusion.provenance import provenance_record
+from neurofusion.training.cohort import ARRAY_MODALITIES, Cohort, cohort_outputs
+from neurofusion.training.pipelines import MODELS, FitLog, Fold
+from neurofusion.training.settings import TrainSettings
+from neurofusion.training.splits import make_splits, read_split, split_seed, write_splits
+
+log = logging.getLogger(__name__)
+
+
+def fold_outputs(
+    models_root: str | Path, model: str, fold: int | str, deep: bool | None = None
+) -> dict[str, Path]:
+    """Files of one (model, fold) job; ``deep`` overrides the model's own (for wildcards)."""
+    return fold_files(Path(models_root) / model / f"fold-{fold}", model, deep)
+
+
+def fold_files(folder: str | Path, model: str, deep: bool | None = None) -> dict[str, Path]:
+    """Files of a (model, fold) job in its ``fold-<k>`` folder."""
+    folder = Path(folder)
+    deep = MODELS[model].deep if deep is None else deep
+    weights = "model.pt" if deep else "model.joblib"
+    return {
+        "predictions": folder / "predictions.tsv",
+        "history": folder / "history.tsv",
+        "model": folder / weights,
+        "provenance": folder / "provenance.json",
+    }
+
+
+def split_paths(splits_dir: str | Path, n_splits: int) -> list[Path]:
+    """``fold-<k>.tsv`` of every split, k = 0 .. n_splits - 1."""
+    return [Path(splits_dir) / f"fold-{k}.tsv" for k in range(n_splits)]
+
+
+def job_inputs(
+    cohort_dir: str | Path,
+    splits_dir: str | Path,
+    models_root: str | Path,
+    model: str,
+    fold: int | str | None,
+    fusion_init: str,
+) -> dict[str, Path]:
+    """Files a (model, fold) job reads; ``fold`` None: a permutation job (no branches).
+
+    Keys: ``table`` and the model's cohort arrays; ``split`` (with a fold); for ``fusion``
+    starting from its branches and for ``late_fusion``, ``<branch>_<file>`` of the same
+    fold's branch jobs.
+    """
+    spec = MODELS[model]
+    cohort = cohort_outputs(cohort_dir, ("T1w", "bold"))
+    files = {"table": cohort["table"], **{a: cohort[a] for a in spec.arrays}}
+    if fold is None:
+        return files
+    files["split"] = Path(splits_dir) / f"fold-{fold}.tsv"
+    if model == "late_fusion" or (model == "fusion" and fusion_init == "branches"):
+        for name in spec.branches:
+            for key, path in fold_outputs(models_root, name, fold).items():
+                files[f"{name}_{key}"] = path
+    return files
+
+
+def available_models(
+    enabled: Sequence[str], modalities: Sequence[str], why: str = "absent from input.modalities"
+) -> dict[str, str]:
+    """Enabled models whose inputs exist for ``modalities``; others map to why not.
+
+    ``why`` completes the reason ("needs T1w, <why>").
+
+    Returns
+    -------
+    dict
+        ``{model: ""}`` for the runnable ones, ``{model: reason}`` for the skipped ones.
+    """
+    out = {}
+    for name in enabled:
+        needs = {m for array in MODELS[name].arrays for m in ARRAY_MODALITIES[array]}
+        missing = sorted(needs - set(modalities))
+        out[name] = (
+            f"needs {' and '.join(missing)}, absent from input.modalities" if missing else ""
+        )
+    return out
+
+
+def create_splits(
+    cohort_dir: str | Path,
+    paths: Sequence[str | Path],
+    folds: int,
+    repeats: int,
+    seed: int,
+    validation_fraction: float,
+) -> None:
+    """Write the ``folds * repeats`` split files of the cohort (``paths`` in split order)."""
+    cohort = Cohort(cohort_dir)
+    write_splits(make_splits(cohort.table, folds, repeats, seed, validation_fraction), paths)
+
+
+def _load_fold(cohort: Cohort, split_path: str | Path, settings: TrainSettings, k: int) -> Fold:
+    split = read_split(split_path)
+    if set(split["participant_id"]) != set(cohort.ids):
+        raise NeurofusionError(
+            f"{split_path} lists other participants than the cohort table; the splits are "
+            "stale: delete the models/splits folder and run again"
+        )
+    return Fold(cohort, split, cohort.labels, settings, split_seed(settings.seed, k))
+
+
+def read_branches(model: str, branch_dirs: Mapping[str, str | Path]) -> dict[str, dict]:
+    """Outputs of the same fold's branch models that ``model`` reuses.
+
+    ``fusion`` takes their weights (``state_dict``), ``late_fusion`` their test
+    probabilities (``probability``: participant_id -> p); both take ``fitted``.
+    """
+    out = {}
+    for name, folder in branch_dirs.items():
+        files = fold_files(folder, name)
+        fitted = json.loads(files["provenance"].read_text())["fitted"]
+        entry: dict = {"fitted": fitted}
+        if model == "fusion":
+            entry["state_dict"] = torch.load(files["model"], weights_only=True)["state_dict"]
+        else:
+            predictions = pd.read_csv(files["predictions"], sep="\t")
+            entry["probability"] = dict(
+                zip(predictions["subject"], predictions["probability"], strict=True)
+            )
+        out[name] = entry
+    return out
+
+
+def run_fold(
+    model: str,
+    cohort_dir: str | Path,
+    split_path: str | Path,
+    fold: int,
+    out: Mapping[str, str | Path],
+    settings: TrainSettings,
+    branch_dirs: Mapping[str, str | Path] | None = None,
+) -> pd.DataFrame:
+    """Train ``model`` on split ``fold`` and write its outputs (:func:`fold_outputs`).
+
+    Parameters
+    ----------
+    model : str
+        A key of :data:`~neurofusion.training.pipelines.MODELS`.
+    cohort_dir : path
+    split_path : path
+        The split's TSV.
+    fold : int
+        Split index k (seeds the fold).
+    out : mapping
+        ``predictions``, ``history``, ``model``, ``provenance`` paths.
+    settings : TrainSettings
+    branch_dirs : mapping, optional
+        ``{branch model: its fold-<k> folder}`` to reuse (``fusion``, ``late_fusion``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The predictions.
+    """
+    limit_threads(settings.threads)
+    spec = MODELS[model]
+    cohort = Cohort(cohort_dir)
+    data = _load_fold(cohort, split_path, settings, fold)
+    branches = read_branches(model, branch_dirs) if branch_dirs else None
+    fit_log = FitLog()
+    sizes = [len(data.ids(role)) for role in ("train", "validation", "test")]
+    log.info("%s fold %d: %d train, %d validation, %d test", model, fold, *sizes)
+    result = spec.fit(data, fit_log, branches)
+    test = data.ids("test")
+    labels = cohort.labels[cohort.indices(test)]
+    predictions = pd.DataFrame(
+        {
+            "subject": test,
+            "fold": fold,
+            "label": labels,
+            "probability": np.round(result.probability, 6),
+            "prediction": (result.probability >= 0.5).astype(int),
+        }
+    )
+    accuracy = float((predictions["label"] == predictions["prediction"]).mean())
+    log.info("%s fold %d: test accuracy %.3f", model, fold, accuracy)
+    with atomic_path(out["predictions"]) as tmp:
+        predictions.to_csv(tmp, sep="\t", index=False)
+    with atomic_path(out["history"]) as tmp:
+        result.history.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
+    with atomic_path(out["model"]) as tmp:
+        if spec.deep:
+            torch.save(result.artefact, tmp)
+        else:
+            joblib.dump(result.artefact, tmp)
+    arrays = cohort_outputs(cohort_dir, ("T1w", "bold"))
+    inputs = [arrays["table"], *(arrays[a] for a in spec.arrays), split_path]
+    inputs += [p for name, d in (branch_dirs or {}).items() for p in fold_files(d, name).values()]
+    record = provenance_record(
+        step=f"train {model}",
+        inputs=inputs,
+        parameters={"model": model, "description": spec.description, **settings.as_dict()},
+        seed=data.seed,
+        extra={
+            "fold": fold,
+            "split": {role: data.ids(role) for role in ("train", "validation", "test")},
+            "fitted": fit_log.steps,
+        },
+    )
+    write_json(out["provenance"], record)
+    return predictions
+
+
+def permutation_scores(
+    model: str,
+    cohort_dir: str | Path,
+    split_paths: Sequence[str | Path],
+    n_permutations: int,
+    settings: TrainSettings,
+) -> pd.DataFrame:
+    """Label-permutation null distribution of ``model``'s cross-validated performance.
+
+    For each permutation the labels of the whole cohort are shuffled (seeded) and the
+    entire pipeline (every fitting step, branch models included) reruns on every split of
+    ``split_paths`` (one repeat of the K folds), scoring its out-of-fold predictions
+    against the shuffled labels.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``permutation`` (1..n), ``balanced_accuracy``, ``accuracy``, ``auc``.
+    """
+    limit_threads(settings.threads)
+    spec = MODELS[model]
+    cohort = Cohort(cohort_dir)
+    rng = np.random.default_rng(split_seed(settings.seed, 7919))
+    rows = []
+    for p in range(1, n_permutations + 1):
+        labels = rng.permutation(cohort.labels)
+        truth, prob = [], []
+        for k, path in enumerate(split_paths):
+            fold = _load_fold(cohort, path, settings, k)
+            fold.labels, fold.seed = labels, split_seed(settings.seed, k, p)
+            result = spec.fit(fold, FitLog(), None)
+            truth.append(labels[fold.index("test")])
+            prob.append(result.probability)
+        truth, prob = np.concatenate(truth), np.concatenate(prob)
+        guess = (prob >= 0.5).astype(int)
+        rows.append(
+            {
+                "permutation": p,
+                "balanced_accuracy": balanced_accuracy_score(truth, guess),
+                "accuracy": float((truth == guess).mean()),
+                "auc": roc_auc_score(truth, prob),
+            }
+        )
+        log.info("%s permutation %d/%d: %s", model, p, n_permutations, rows[-1])
+    return pd.DataFrame(rows)
+
+
+def run_permutations(
+    model: str,
+    cohort_dir: str | Path,
+    split_paths: Sequence[str | Path],
+    n_permutations: int,
+    settings: TrainSettings,
+    out: str | Path,
+) -> None:
+    """:func:`permutation_scores`, written to ``out`` (TSV)."""
+    table = permutation_scores(model, cohort_dir, split_paths, n_permutations, settings)
+    with atomic_path(out) as tmp:
+        table.to_csv(tmp, sep="\t", index=False, float_format="%.6f")

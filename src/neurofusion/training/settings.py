@@ -1,0 +1,65 @@
+"""Training settings from the ``models:`` block of config.yaml."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSettings:
+    """Everything that determines a fold's training; equal settings, equal predictions.
+
+    Attributes
+    ----------
+    epochs : int
+        Most epochs of a deep model.
+    batch_size : int
+        Subjects per mini-batch.
+    lr, weight_decay : float
+        Adam learning rate and L2 weight decay.
+    patience : int
+        Epochs without a lower validation loss before training stops (the weights of
+        the best epoch are kept).
+    seed : int
+        Seed of splits, weight initialisation, batch order, dropout and inner CV.
+    inner_folds : int
+        Inner cross-validation folds inside a training fold (hyper-parameters of the
+        linear models, out-of-fold probabilities of late fusion).
+    svm_c : tuple of float
+        Grid of the regularisation parameter C searched by inner CV.
+    fusion_init : str
+        ``branches``: start fusion from the fold's trained cnn3d and brainnetcnn;
+        ``scratch``: from random weights.
+    device : str
+        ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+    threads : int
+        torch and BLAS threads.
+    """
+
+    epochs: int = 30
+    batch_size: int = 16
+    lr: float = 1e-4
+    weight_decay: float = 1e-4
+    patience: int = 8
+    seed: int = 0
+    inner_folds: int = 3
+    svm_c: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0)
+    fusion_init: str = "branches"
+    device: str = "auto"
+    threads: int = 1
+
+    @classmethod
+    def from_config(cls, models: Mapping[str, Any], threads: int | None = None) -> TrainSettings:
+        """Settings from the ``models:`` block; ``threads`` overrides ``models.threads``."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in models.items() if k in fields}
+        values["svm_c"] = tuple(float(c) for c in values.get("svm_c", cls.svm_c))
+        if threads is not None:
+            values["threads"] = int(threads)
+        return cls(**values)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-serialisable copy."""
+        return dataclasses.asdict(self)

@@ -1,0 +1,113 @@
+"""Subject-level stratified cross-validation splits, written before any model sees data.
+
+Each split is one TSV in the style of ClinicaDL's split files: ``participant_id``,
+``group`` and ``role`` (``train``, ``validation`` or ``test``). Split ``k`` belongs to
+repeat ``k // folds``; within a repeat the test folds partition the cohort. The
+``validation`` subjects are a stratified share of the training fold, used for early
+stopping of the deep models; every fitted object sees training-fold subjects only
+(``train`` and ``validation``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedKFold, train_test_split
+
+from neurofusion.errors import NeurofusionError
+from neurofusion.fileio import atomic_path
+
+#: Roles of a split file.
+ROLES = ("train", "validation", "test")
+
+
+def split_seed(seed: int, *keys: int) -> int:
+    """A 32-bit seed derived from ``seed`` and integer keys (fold, permutation, ...)."""
+    return int(np.random.SeedSequence([seed, *keys]).generate_state(1)[0])
+
+
+def make_splits(
+    cohort: pd.DataFrame,
+    folds: int = 10,
+    repeats: int = 1,
+    seed: int = 0,
+    validation_fraction: float = 0.2,
+) -> list[pd.DataFrame]:
+    """Stratified K-fold splits of a cohort, each with an inner validation share.
+
+    Parameters
+    ----------
+    cohort : pandas.DataFrame
+        ``participant_id`` and ``group`` (and ``label``); one row per subject.
+    folds : int
+        K, test folds per repeat (each subject is tested once per repeat).
+    repeats : int
+        Repetitions with different shuffles.
+    seed : int
+        Seed of every shuffle.
+    validation_fraction : float
+        Share of each training fold set aside, stratified, as ``validation``.
+
+    Returns
+    -------
+    list of pandas.DataFrame
+        ``folds * repeats`` tables (``participant_id``, ``group``, ``role``), cohort order.
+
+    Raises
+    ------
+    NeurofusionError
+        When the smaller group has fewer subjects than ``folds``.
+    """
+    groups = cohort["group"].to_numpy()
+    smallest = int(pd.Series(groups).value_counts().min())
+    if smallest < folds:
+        raise NeurofusionError(
+            f"models.folds is {folds} but the smaller group has only {smallest} subjects; "
+            "lower models.folds so that every test fold holds both groups"
+        )
+    splits = []
+    for repeat in range(repeats):
+        outer = StratifiedKFold(folds, shuffle=True, random_state=split_seed(seed, repeat))
+        for fold, (train, test) in enumerate(outer.split(np.zeros(len(groups)), groups)):
+            _, validation = train_test_split(
+                train,
+                test_size=validation_fraction,
+                stratify=groups[train],
+                random_state=split_seed(seed, repeat, fold),
+            )
+            role = np.full(len(groups), "train", dtype=object)
+            role[validation] = "validation"
+            role[test] = "test"
+            table = cohort[["participant_id", "group"]].copy()
+            table["role"] = role
+            splits.append(table.reset_index(drop=True))
+    return splits
+
+
+def write_splits(splits: Sequence[pd.DataFrame], paths: Sequence[str | Path]) -> None:
+    """Write each split to its TSV, atomically."""
+    if len(splits) != len(paths):
+        raise ValueError(f"{len(splits)} splits but {len(paths)} paths")
+    for table, path in zip(splits, paths, strict=True):
+        with atomic_path(path) as tmp:
+            table.to_csv(tmp, sep="\t", index=False)
+
+
+def read_split(path: str | Path) -> pd.DataFrame:
+    """Read a split TSV and check its roles."""
+    table = pd.read_csv(path, sep="\t", dtype=str)
+    unknown = set(table["role"]) - set(ROLES)
+    if unknown or not {"train", "test"} <= set(table["role"]):
+        raise NeurofusionError(
+            f"{path}: roles must be {list(ROLES)} with train and test present; found "
+            f"{sorted(set(table['role']))}. Delete the splits folder to make it again"
+        )
+    return table
+
+
+def role_ids(split: pd.DataFrame, *roles: str) -> list[str]:
+    """participant_ids of the given roles, in file order."""
+    return split.loc[split["role"].isin(roles), "participant_id"].tolist()

@@ -1,0 +1,198 @@
+"""The models stage end to end on synthetic cohorts built from the simulator's ingredients:
+leak-free fitting, determinism, a planted effect found, no effect found where none is.
+
+The cohorts are written under the derivative names the stage reads
+(:mod:`neurofusion.training.synthetic`), assembled, split and trained through the same
+library functions the Snakemake jobs call.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from neurofusion.evaluation.metrics import wilson_interval
+from neurofusion.evaluation.report import evaluate, evaluation_outputs
+from neurofusion.evaluation.stats import permutation_p
+from neurofusion.training.cohort import Cohort, assemble_cohort
+from neurofusion.training.pipelines import MODELS
+from neurofusion.training.run import (
+    create_splits,
+    fold_outputs,
+    permutation_scores,
+    run_fold,
+    split_paths,
+)
+from neurofusion.training.settings import TrainSettings
+from neurofusion.training.synthetic import write_synthetic_cohort
+
+pytestmark = pytest.mark.slow
+
+FOLDS = 3
+SETTINGS = TrainSettings(
+    epochs=10,
+    patience=5,
+    batch_size=8,
+    lr=1e-4,
+    threads=1,
+    inner_folds=3,
+    fusion_init="branches",
+)
+
+
+def _cohort(root: Path, effect: float) -> Path:
+    write_synthetic_cohort(
+        root, n_per_group=30, effect_size=effect, resolution_mm=6, n_volumes=100, seed=3
+    )
+    exclusions = root / "qc" / "exclusions.tsv"
+    exclusions.write_text("participant_id\treason\nsub-060\tmean FD 0.8 mm > 0.5 mm\n")
+    assemble_cohort(
+        root / "rawdata" / "participants.tsv",
+        exclusions,
+        root / "derivatives",
+        root / "models" / "cohort",
+        "StD",
+        ["T1w", "bold"],
+        resolution_mm=8,
+    )
+    create_splits(
+        root / "models" / "cohort", split_paths(root / "models" / "splits", FOLDS), FOLDS, 1, 0, 0.2
+    )
+    return root
+
+
+@pytest.fixture(scope="module")
+def effect_cohort(tmp_path_factory) -> Path:
+    return _cohort(tmp_path_factory.mktemp("effect"), 3.0)
+
+
+@pytest.fixture(scope="module")
+def null_cohort(tmp_path_factory) -> Path:
+    return _cohort(tmp_path_factory.mktemp("null"), 0.0)
+
+
+def cross_validate(root: Path, model: str, settings=SETTINGS, folds=range(FOLDS), tag="models"):
+    """Train ``model`` on every split; its pooled out-of-fold predictions."""
+    predictions = []
+    for k in folds:
+        out = fold_outputs(root / tag, model, k)
+        reuse = model == "late_fusion" or settings.fusion_init == "branches"
+        branches = {n: root / tag / n / f"fold-{k}" for n in MODELS[model].branches if reuse}
+        predictions.append(
+            run_fold(
+                model,
+                root / "models" / "cohort",
+                root / "models" / "splits" / f"fold-{k}.tsv",
+                k,
+                out,
+                settings,
+                branches or None,
+            )
+        )
+    return pd.concat(predictions, ignore_index=True)
+
+
+def accuracy_interval(predictions: pd.DataFrame) -> tuple[float, float, float]:
+    right = int((predictions["label"] == predictions["prediction"]).sum())
+    return (right / len(predictions), *wilson_interval(right, len(predictions)))
+
+
+def test_cohort_applies_exclusions(effect_cohort):
+    cohort = Cohort(effect_cohort / "models" / "cohort")
+    assert len(cohort.ids) == 59 and "sub-060" not in set(cohort.ids)
+    excluded = pd.read_csv(effect_cohort / "models" / "cohort" / "excluded.tsv", sep="\t")
+    assert excluded["participant_id"].tolist() == ["sub-060"]
+    grid = cohort.array("t1").shape[1:]
+    assert len(grid) == 3 and min(grid) >= 16
+    assert cohort.array("gm").shape == (59, *grid)
+    assert cohort.array("maps").shape == (59, 2, *grid)
+    assert cohort.array("fc").shape == (59, 116, 116)
+
+
+def test_no_test_subject_reaches_any_fitting_step(effect_cohort):
+    quick = TrainSettings(
+        epochs=2, patience=2, batch_size=8, threads=1, inner_folds=2, fusion_init="branches"
+    )
+    split = pd.read_csv(effect_cohort / "models" / "splits" / "fold-0.tsv", sep="\t")
+    test = set(split.loc[split.role == "test", "participant_id"])
+    train = set(split.loc[split.role == "train", "participant_id"])
+    validation = set(split.loc[split.role == "validation", "participant_id"])
+    order = ["cnn3d", "brainnetcnn", *(m for m in MODELS if m not in ("cnn3d", "brainnetcnn"))]
+    for model in order:
+        cross_validate(effect_cohort, model, quick, folds=[0], tag="leak")
+        record = json.loads(
+            fold_outputs(effect_cohort / "leak", model, 0)["provenance"].read_text()
+        )
+        assert record["fitted"], model
+        for step, ids in record["fitted"].items():
+            assert not set(ids) & test, f"{model}: {step} saw test subjects"
+            assert set(ids) <= train | validation, f"{model}: {step}"
+        if MODELS[model].deep:
+            assert set(record["fitted"]["network"]) == train
+            assert set(record["fitted"]["early_stopping"]) == validation
+        else:
+            final = "stacker" if model == "late_fusion" else "classifier"
+            assert set(record["fitted"][final]) == train | validation
+        assert set(record["split"]["test"]) == test
+    fusion = json.loads(fold_outputs(effect_cohort / "leak", "fusion", 0)["provenance"].read_text())
+    assert "cnn3d/network" in fusion["fitted"]  # started from the fold's own branches
+
+
+def test_training_is_deterministic(effect_cohort):
+    quick = TrainSettings(epochs=3, patience=3, batch_size=8, threads=1)
+    first = cross_validate(effect_cohort, "brainnetcnn", quick, folds=[1], tag="det-a")
+    second = cross_validate(effect_cohort, "brainnetcnn", quick, folds=[1], tag="det-b")
+    pd.testing.assert_frame_equal(first, second)
+
+
+def test_planted_effect_is_found(effect_cohort):
+    order = ("cnn3d", "brainnetcnn", "fusion", "svm_gm")  # fusion starts from the branches
+    results = {m: cross_validate(effect_cohort, m) for m in order}
+    for model, predictions in results.items():
+        accuracy, low, _ = accuracy_interval(predictions)
+        print(f"effect: {model} accuracy {accuracy:.3f} (95 % low {low:.3f})")
+        if model != "cnn3d":  # 8 mm grid, 40 training subjects: the T1 branch is weak
+            assert low > 0.5, model  # binomial evidence against chance at the 2.5 % level
+    # Label permutation through the whole pipeline (inner CV, scaling, feature selection).
+    null = permutation_scores(
+        "svm_gm",
+        effect_cohort / "models" / "cohort",
+        split_paths(effect_cohort / "models" / "splits", FOLDS),
+        20,
+        SETTINGS,
+    )
+    observed = accuracy_interval(results["svm_gm"])[0]
+    assert permutation_p(observed, null["accuracy"]) < 0.05
+    out = evaluation_outputs(effect_cohort / "evaluation")
+    evaluate(
+        {
+            m: [fold_outputs(effect_cohort / "models", m, k)["predictions"] for k in range(FOLDS)]
+            for m in results
+        },
+        {
+            m: [fold_outputs(effect_cohort / "models", m, k)["history"] for k in range(FOLDS)]
+            for m in ("brainnetcnn", "fusion")
+        },
+        {},
+        ["brainnetcnn", "svm_gm"],
+        {"early_fusion": "needs T1w, absent from input.modalities"},
+        out,
+        ("HC", "StD"),
+        n_boot=200,
+    )
+    assert all(path.is_file() for path in out.values())
+    summary = out["summary"].read_text()
+    assert "`early_fusion`: needs T1w" in summary and "fusion" in summary
+    comparisons = pd.read_csv(out["comparisons"], sep="\t")
+    assert comparisons["versus"].tolist() == ["brainnetcnn", "svm_gm"]
+
+
+def test_no_effect_no_finding(null_cohort):
+    models = ("cnn3d", "brainnetcnn", "fusion", "svm_connectivity", "svm_gm", "logreg_tangent")
+    for model in models:
+        accuracy, low, high = accuracy_interval(cross_validate(null_cohort, model))
+        print(f"null: {model} accuracy {accuracy:.3f} ({low:.3f}-{high:.3f})")
+        assert low < 0.5 < high, model

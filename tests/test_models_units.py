@@ -1,0 +1,170 @@
+"""Units of the models stage: network layers, metrics and tests against hand-computed
+values, cross-validation splits."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from neurofusion.evaluation.metrics import auc, metrics_with_intervals, wilson_interval
+from neurofusion.evaluation.stats import bootstrap_auc_difference, mcnemar_exact, permutation_p
+from neurofusion.models import CNN3D, E2E, BrainNetCNN, FusionNet
+from neurofusion.training.features import glcm_features, target_grid, upper_triangle
+from neurofusion.training.splits import make_splits
+
+
+def test_brainnetcnn_layer_shapes():
+    model = BrainNetCNN(116, e2e_channels=32, e2n_channels=64, n2g_channels=128).eval()
+    x = torch.randn(3, 1, 116, 116)
+    h = model.e2e(x)
+    assert h.shape == (3, 32, 116, 116)
+    h = model.e2n(h)
+    assert h.shape == (3, 64, 116, 1)
+    assert model.n2g(h).shape == (3, 128, 1, 1)
+    assert model.features(x).shape == (3, 64)
+    assert model(x).shape == (3, 2)
+    # 6 layers of the study: E2E, E2N, N2G, dropout, FC 64, FC 2.
+    assert model.fc.out_features == 64 and model.out.in_features == 64
+
+
+def test_brainnetcnn_dropout_off_in_eval_and_raw_logits():
+    torch.manual_seed(0)
+    model = BrainNetCNN(20, dropout=0.5)
+    x = torch.randn(4, 1, 20, 20)
+    model.train()
+    assert not torch.equal(model(x), model(x)), "dropout must act in training"
+    model.eval()
+    logits = model(x)
+    assert torch.equal(logits, model(x))
+    model.out.bias.data.fill_(-5.0)  # no activation after the output layer
+    assert (model(x) < 0).any()
+
+
+def test_e2e_equals_direct_loop():
+    torch.manual_seed(1)
+    layer = E2E(2, 3, 6)
+    x = torch.randn(2, 2, 6, 6)
+    row, col = layer.row.weight.detach(), layer.col.weight.detach()  # (3,2,1,6), (3,2,6,1)
+    bias = layer.row.bias.detach()
+    expected = torch.zeros(2, 3, 6, 6)
+    for b in range(2):
+        for o in range(3):
+            for i in range(6):
+                for j in range(6):
+                    total = bias[o].clone()
+                    for c in range(2):
+                        for k in range(6):
+                            total += (
+                                row[o, c, 0, k] * x[b, c, i, k] + col[o, c, k, 0] * x[b, c, k, j]
+                            )
+                    expected[b, o, i, j] = total
+    torch.testing.assert_close(layer(x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_e2e_initialisation_accounts_for_row_plus_column_fan_in():
+    layer = E2E(1, 256, 116)
+    expected = math.sqrt(2 / (1 + 0.33**2)) / math.sqrt(2 * 116)
+    assert layer.row.weight.std().item() == pytest.approx(expected, rel=0.05)
+
+
+def test_cnn3d_and_fusion_shapes():
+    cnn = CNN3D((50, 59, 48))  # the 4 mm grid
+    assert cnn.fc.in_features == 64 * 3 * 3 * 3
+    fusion = FusionNet(CNN3D((16, 16, 16)), BrainNetCNN(10)).eval()
+    out = fusion(torch.randn(2, 1, 16, 16, 16), torch.randn(2, 1, 10, 10))
+    assert out.shape == (2, 2) and fusion.out.in_features == 128
+
+
+def test_wilson_interval_hand_computed():
+    # 7 of 10, z = 1.959964: centre (0.7 + 0.19208) / 1.38415, half-width
+    # 1.959964 * sqrt(0.021 + 0.0096040) / 1.38415.
+    low, high = wilson_interval(7, 10)
+    assert low == pytest.approx(0.39677, abs=1e-4)
+    assert high == pytest.approx(0.89222, abs=1e-4)
+    assert wilson_interval(0, 10)[0] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_mcnemar_exact_hand_computed():
+    labels = np.ones(10, dtype=int)
+    a = np.array([1, 1, 1, 0, 0, 0, 0, 0, 0, 1])  # right on 0-2 and 9
+    b = np.array([0, 1, 1, 1, 1, 1, 1, 1, 1, 1])  # right on 1-9
+    result = mcnemar_exact(labels, a, b)
+    assert (result["a_only"], result["b_only"]) == (1, 6)
+    assert result["p"] == pytest.approx(2 * (1 + 7) / 2**7)  # 0.125
+    assert mcnemar_exact(labels, a, a)["p"] == 1.0
+
+
+def test_auc_hand_computed_and_bootstrap_difference():
+    labels = np.array([0, 0, 1, 1])
+    scores = np.array([0.1, 0.4, 0.35, 0.8])
+    assert auc(labels, scores) == pytest.approx(0.75)  # 3 of 4 pairs ordered
+    # pairs (pos, neg): (0.5, 0.5) x2 count 1/2 each, (0.9, 0.5) x2 count 1: 3 / 4.
+    assert auc(labels, np.array([0.5, 0.5, 0.5, 0.9])) == pytest.approx(0.75)
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 30)
+    good = y + rng.normal(0, 0.5, 60)
+    diff = bootstrap_auc_difference(y, good, good, n_boot=200)
+    assert diff["difference"] == 0 and diff["p"] == 1.0
+
+
+def test_metrics_table_intervals():
+    y = np.array([1] * 10 + [0] * 10)
+    prob = np.array([0.9] * 8 + [0.1] * 2 + [0.2] * 9 + [0.7])
+    table = metrics_with_intervals(y, prob, n_boot=200)
+    assert table.loc["accuracy", "value"] == pytest.approx(17 / 20)
+    assert table.loc["sensitivity", "value"] == pytest.approx(0.8)
+    assert table.loc["specificity", "value"] == pytest.approx(0.9)
+    assert table.loc["precision", "value"] == pytest.approx(8 / 9)
+    assert table.loc["f1", "value"] == pytest.approx(16 / 19)
+    low, high = wilson_interval(17, 20)
+    assert table.loc["accuracy", ["low", "high"]].tolist() == pytest.approx([low, high])
+    assert table.loc["auc", "low"] <= table.loc["auc", "value"] <= table.loc["auc", "high"]
+
+
+def test_permutation_p():
+    assert permutation_p(0.9, np.full(20, 0.5)) == pytest.approx(1 / 21)
+    assert permutation_p(0.5, np.full(20, 0.5)) == pytest.approx(1.0)
+
+
+def test_splits_stratified_disjoint_seeded():
+    cohort = pd.DataFrame(
+        {"participant_id": [f"sub-{i:02d}" for i in range(30)], "group": ["A"] * 12 + ["B"] * 18}
+    )
+    splits = make_splits(cohort, folds=3, repeats=2, seed=5)
+    assert len(splits) == 6
+    for repeat in range(2):
+        tests = [set(s.loc[s.role == "test", "participant_id"]) for s in splits[3 * repeat :][:3]]
+        assert set.union(*tests) == set(cohort.participant_id)
+        assert sum(map(len, tests)) == 30  # each subject tested once per repeat
+    for split in splits:
+        test = split[split.role == "test"]
+        assert test.group.value_counts().to_dict() == {"B": 6, "A": 4}  # stratified
+        val = split[split.role == "validation"]
+        assert set(val.group) == {"A", "B"}
+    again = make_splits(cohort, folds=3, repeats=2, seed=5)
+    assert all(a.equals(b) for a, b in zip(splits, again, strict=True))
+    other = make_splits(cohort, folds=3, repeats=2, seed=6)
+    assert not all(a.equals(b) for a, b in zip(splits, other, strict=True))
+
+
+def test_upper_triangle_and_grid():
+    m = np.arange(16, dtype=float).reshape(1, 4, 4)
+    assert upper_triangle(m).tolist() == [[1, 2, 3, 6, 7, 11]]
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    affine[:3, 3] = [-98, -134, -72]
+    out, shape = target_grid(affine, (99, 117, 95), 4)
+    assert shape == (50, 59, 48)
+    assert out[:3, 3].tolist() == [-97, -133, -71]  # centre of the first 2 x 2 x 2 block
+
+
+def test_glcm_of_a_checkerboard():
+    # Alternating levels 1, 2 along y: every horizontal pair differs by 1 (contrast 1),
+    # every vertical pair (along x) is equal.
+    q = np.tile(np.array([1, 2] * 3, dtype=np.uint8), (4, 1))[:, :, None].repeat(2, axis=2)
+    contrast, homogeneity, energy, correlation = glcm_features(q, np.ones(q.shape, bool))
+    assert 0 < contrast < 1 and 0 < homogeneity < 1 and energy > 0
+    assert -1 <= correlation <= 1
