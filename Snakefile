@@ -31,6 +31,7 @@ include: "rules/func.smk"
 include: "rules/connectivity.smk"
 include: "rules/qc.smk"
 include: "rules/models.smk"
+include: "rules/retrieval.smk"
 
 
 rule all:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from neurofusion import __version__
 from neurofusion.errors import NeurofusionError
 from neurofusion.logs import configure_logging
+from neurofusion.retrieval import command as retrieve_command
 from neurofusion.simulate import command as simulate_command
 
 
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"neurofusion {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     simulate_command.register(subparsers)
+    retrieve_command.register(subparsers)
     return parser
 
 

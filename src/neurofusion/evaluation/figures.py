@@ -18,7 +18,8 @@ from neurofusion.evaluation.metrics import auc, confusion
 from neurofusion.fileio import atomic_path
 
 
-def _save(fig, path: str | Path) -> None:
+def save_figure(fig, path: str | Path) -> None:
+    """Write a matplotlib figure atomically (PNG, 120 dpi) and close it."""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, bbox_inches="tight")
     plt.close(fig)
@@ -34,7 +35,7 @@ def roc_figure(predictions: Mapping[str, pd.DataFrame], path: str | Path) -> Non
     ax.set(xlabel="1 - specificity", ylabel="sensitivity", xlim=(0, 1), ylim=(0, 1.01))
     ax.set_title("Out-of-fold ROC curves")
     ax.legend(fontsize=7, loc="lower right")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def confusion_figure(
@@ -58,7 +59,7 @@ def confusion_figure(
         ax.set_yticks([0, 1], class_names, fontsize=8)
         ax.set(xlabel="predicted", ylabel="true", title=name)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def learning_curves_figure(histories: Mapping[str, pd.DataFrame], path: str | Path) -> None:
@@ -80,4 +81,4 @@ def learning_curves_figure(histories: Mapping[str, pd.DataFrame], path: str | Pa
         axes.flat[0].text(0.5, 0.5, "no deep model trained", ha="center", va="center")
         axes.flat[0].axis("off")
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)

@@ -32,6 +32,10 @@ class FusionNet(nn.Module):
         nn.init.xavier_normal_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
+    def features(self, t1: torch.Tensor, fc: torch.Tensor) -> torch.Tensor:
+        """(batch, 128) fused features: the 64 T1 features, then the 64 connectivity ones."""
+        return torch.cat([self.cnn.features(t1), self.brainnet.features(fc)], dim=1)
+
     def forward(self, t1: torch.Tensor, fc: torch.Tensor) -> torch.Tensor:
         """Logits from both modalities (no activation)."""
-        return self.out(torch.cat([self.cnn.features(t1), self.brainnet.features(fc)], dim=1))
+        return self.out(self.features(t1, fc))

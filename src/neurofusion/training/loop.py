@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -79,6 +79,13 @@ class ChannelScaler:
     def state(self) -> dict[str, list[list[float]]]:
         """JSON/torch-serialisable copy."""
         return {"mean": [m.tolist() for m in self.mean], "std": [s.tolist() for s in self.std]}
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Sequence[Sequence[float]]]) -> ChannelScaler:
+        """The scaler a :meth:`state` copy was made of."""
+        return cls(
+            *([np.asarray(v, dtype=np.float32) for v in state[key]] for key in ("mean", "std"))
+        )
 
 
 def class_weights(y: np.ndarray) -> torch.Tensor:

@@ -140,7 +140,7 @@ class ModelSpec:
 # --- deep models -------------------------------------------------------------------------
 
 
-def _deep_inputs(name: str, cohort: Cohort) -> list[np.ndarray]:
+def deep_inputs(name: str, cohort: Cohort) -> list[np.ndarray]:
     """The (n, C, ...) arrays a deep model reads (memory-mapped until indexed)."""
     if name == "cnn3d":
         return [cohort.array("t1")[:, None]]
@@ -164,7 +164,7 @@ class _StackedChannels:
         return np.concatenate([self.t1[index][:, None], self.maps[index]], axis=1)
 
 
-def _builder(name: str, cohort: Cohort) -> Callable[[], torch.nn.Module]:
+def network_builder(name: str, cohort: Cohort) -> Callable[[], torch.nn.Module]:
     """Factory of a fresh, untrained network of model ``name``."""
     if name in ("cnn3d", "early_fusion"):
         shape = cohort.array("t1").shape[1:]
@@ -173,7 +173,7 @@ def _builder(name: str, cohort: Cohort) -> Callable[[], torch.nn.Module]:
     if name == "brainnetcnn":
         return lambda: BrainNetCNN(cohort.array("fc").shape[-1])
     if name == "fusion":
-        cnn, bnc = _builder("cnn3d", cohort), _builder("brainnetcnn", cohort)
+        cnn, bnc = network_builder("cnn3d", cohort), network_builder("brainnetcnn", cohort)
         return lambda: FusionNet(cnn(), bnc())
     raise KeyError(name)
 
@@ -192,11 +192,11 @@ def _train_deep(
 
     Returns the probabilities of ``apply``, the history and the artefact to save.
     """
-    inputs = _deep_inputs(name, fold.cohort)
+    inputs = deep_inputs(name, fold.cohort)
     rows = {key: fold.cohort.indices(ids) for key, ids in
             (("train", train), ("validation", validation), ("apply", apply))}  # fmt: skip
     model, scaler, history = train_network(
-        _builder(name, fold.cohort),
+        network_builder(name, fold.cohort),
         [x[rows["train"]] for x in inputs],
         fold.labels[rows["train"]],
         [x[rows["validation"]] for x in inputs],

@@ -1,0 +1,201 @@
+"""Leak-free retrieval evaluation: per fold, the fold's queries against the fold's gallery.
+
+For outer fold f, the queries are f's test subjects embedded by f's model and the gallery
+is f's training subjects embedded by the same model; nothing of another fold enters. A
+gallery entry is relevant to a query when it is in the query's group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.preprocessing import StandardScaler
+
+from neurofusion.retrieval.library import library_folds, read_entries
+from neurofusion.retrieval.metrics import (
+    average_precision,
+    precision_at_k,
+    random_average_precision,
+    recall_at_k,
+)
+from neurofusion.retrieval.search import distances, ranking
+
+#: The per-query scores that :func:`summarise` averages (``ap`` becomes MAP).
+SCORES = ("precision_at_k", "recall_at_k", "ap", "prior_ap")
+
+
+def ranked_relevance(
+    query_vectors: np.ndarray,
+    query_groups: Sequence[str],
+    gallery_vectors: np.ndarray,
+    gallery_groups: Sequence[str],
+) -> np.ndarray:
+    """Whether each gallery entry, nearest first, is in the query's group.
+
+    Parameters
+    ----------
+    query_vectors, query_groups, gallery_vectors, gallery_groups
+        As in :func:`retrieval_scores`.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (n_queries, n_gallery), bool; row i follows query i's ranking.
+    """
+    query_groups = np.asarray(query_groups, dtype=object)
+    gallery_groups = np.asarray(gallery_groups, dtype=object)
+    order = ranking(distances(query_vectors, gallery_vectors))
+    return gallery_groups[order] == query_groups[:, np.newaxis]
+
+
+def retrieval_scores(
+    query_vectors: np.ndarray,
+    query_groups: Sequence[str],
+    gallery_vectors: np.ndarray,
+    gallery_groups: Sequence[str],
+    k: int,
+) -> pd.DataFrame:
+    """Scores of every query against one gallery.
+
+    Parameters
+    ----------
+    query_vectors : numpy.ndarray
+        Shape (n_queries, dim).
+    query_groups : sequence of str
+        Group of each query, length n_queries.
+    gallery_vectors : numpy.ndarray
+        Shape (n_gallery, dim), same feature space as the queries.
+    gallery_groups : sequence of str
+        Group of each gallery entry, length n_gallery.
+    k : int
+        Cut-off of precision@k and recall@k.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per query: ``group``, ``precision_at_k``, ``recall_at_k``, ``ap`` (average
+        precision over the whole ranked gallery) and ``prior_ap`` (expected AP of a random
+        ranking, the class-prior baseline), all fractions in [0, 1].
+    """
+    relevant = ranked_relevance(query_vectors, query_groups, gallery_vectors, gallery_groups)
+    return pd.DataFrame(
+        {
+            "group": np.asarray(query_groups, dtype=object),
+            "precision_at_k": precision_at_k(relevant, k),
+            "recall_at_k": recall_at_k(relevant, k),
+            "ap": average_precision(relevant),
+            "prior_ap": random_average_precision(relevant.sum(axis=1), len(gallery_groups)),
+        }
+    )
+
+
+def gallery_standardised(
+    query_features: np.ndarray, gallery_features: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Both arrays z-scored per feature with the gallery's mean and SD only.
+
+    Parameters
+    ----------
+    query_features, gallery_features : numpy.ndarray
+        Shapes (n_queries, n_features) and (n_gallery, n_features).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        The standardised query and gallery arrays, same shapes (float64).
+    """
+    scaler = StandardScaler().fit(gallery_features)
+    return scaler.transform(query_features), scaler.transform(gallery_features)
+
+
+def raw_feature_scores(
+    query_features: np.ndarray,
+    query_groups: Sequence[str],
+    gallery_features: np.ndarray,
+    gallery_groups: Sequence[str],
+    k: int,
+) -> pd.DataFrame:
+    """:func:`retrieval_scores` on raw features, the baseline of the learned embeddings.
+
+    Each feature (a connectivity edge, a downsampled T1 voxel) is z-scored with the mean
+    and standard deviation of the gallery only, so the query subjects fit nothing, and
+    features of different units weigh alike in the Euclidean distance.
+
+    Parameters
+    ----------
+    query_features, gallery_features : numpy.ndarray
+        Shapes (n_queries, n_features) and (n_gallery, n_features).
+    query_groups, gallery_groups, k
+        As in :func:`retrieval_scores`.
+    """
+    query, gallery = gallery_standardised(query_features, gallery_features)
+    return retrieval_scores(
+        query,
+        query_groups,
+        gallery,
+        gallery_groups,
+        k,
+    )
+
+
+def evaluate_library(library: str | Path, model: str, k: int) -> pd.DataFrame:
+    """Per-query scores of one model, fold by fold, from the feature library.
+
+    Parameters
+    ----------
+    library : str or Path
+        The feature library.
+    model : str
+        Encoder name.
+    k : int
+        Cut-off of precision@k and recall@k.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns of :func:`retrieval_scores` plus ``model``, ``fold`` and
+        ``participant_id`` (the query), one row per query and fold.
+    """
+    tables = []
+    for fold in library_folds(library, model):
+        queries = read_entries(library, model, fold, "query")
+        gallery = read_entries(library, model, fold, "gallery")
+        scores = retrieval_scores(
+            queries.vectors, queries.groups, gallery.vectors, gallery.groups, k
+        )
+        scores.insert(0, "participant_id", list(queries.participant_ids))
+        scores.insert(0, "fold", fold)
+        scores.insert(0, "model", model)
+        tables.append(scores)
+    return pd.concat(tables, ignore_index=True)
+
+
+def summarise(scores: pd.DataFrame) -> pd.DataFrame:
+    """Means of per-query scores per fold and group, per fold, and over all folds.
+
+    Parameters
+    ----------
+    scores : pandas.DataFrame
+        From :func:`evaluate_library` (or :func:`retrieval_scores` with a ``fold`` column).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``fold`` (an int, or ``"all"`` for every query pooled), ``group`` (a group, or
+        ``"all"``), ``n_queries``, ``precision_at_k``, ``recall_at_k``, ``map`` (mean AP)
+        and ``prior_map`` (the class-prior baseline's MAP).
+    """
+    pooled = scores.assign(fold="all")
+    rows = []
+    for table in (scores, pooled):
+        for keys in (["fold", "group"], ["fold"]):
+            means = table.groupby(keys, sort=True)[list(SCORES)].mean()
+            means.insert(0, "n_queries", table.groupby(keys, sort=True).size())
+            rows.append(means.reset_index())
+    summary = pd.concat(rows, ignore_index=True).fillna({"group": "all"})
+    return summary.rename(columns={"ap": "map", "prior_ap": "prior_map"})[
+        ["fold", "group", "n_queries", "precision_at_k", "recall_at_k", "map", "prior_map"]
+    ]

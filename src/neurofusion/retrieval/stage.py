@@ -1,0 +1,172 @@
+"""The workflow's retrieval stage (target ``retrieval``): library, scores, figure.
+
+After cross-validation, every subject of each fold is embedded by that fold's
+``cnn3d``, ``brainnetcnn`` and ``fusion`` networks (:mod:`.embed`) into one SQLite feature
+library. Retrieval is then scored fold by fold (the fold's test subjects query the fold's
+training subjects), for the learned features and for two raw-feature baselines: the
+connectivity upper triangle and the T1 on the 3D-CNN's grid, each z-scored with the
+gallery's statistics only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from neurofusion.bids.participants import load_participants
+from neurofusion.evaluation.figures import save_figure
+from neurofusion.fileio import atomic_path, write_json
+from neurofusion.provenance import provenance_record
+from neurofusion.retrieval.embed import fold_library, raw_features
+from neurofusion.retrieval.evaluate import (
+    gallery_standardised,
+    ranked_relevance,
+    retrieval_scores,
+    summarise,
+)
+from neurofusion.retrieval.library import library_folds, read_entries, write_library
+from neurofusion.retrieval.metrics import precision_at_k, recall_at_k
+from neurofusion.training.cohort import Cohort
+from neurofusion.training.splits import read_split
+
+
+def retrieval_outputs(folder: str | Path) -> dict[str, Path]:
+    """Files of the retrieval stage under ``folder`` (``results/retrieval``)."""
+    folder = Path(folder)
+    return {
+        "library": folder / "library.sqlite",
+        "scores": folder / "scores.tsv",
+        "summary": folder / "summary.tsv",
+        "figure": folder / "precision_recall.png",
+        "provenance": folder / "retrieval_provenance.json",
+    }
+
+
+def _fold_sets(
+    library: Path, models: Sequence[str], cohort: Cohort, split_files: Sequence[Path]
+) -> Iterator[tuple[str, int, pd.DataFrame, np.ndarray, np.ndarray, list[str]]]:
+    """Per feature set and fold: its name, the fold, the queries' ``participant_id`` and
+    ``group`` table, the query vectors (n_queries, dim), the gallery vectors
+    (n_gallery, dim) and the gallery's groups."""
+    for model in models:
+        for fold in library_folds(library, model):
+            queries = read_entries(library, model, fold, "query")
+            gallery = read_entries(library, model, fold, "gallery")
+            table = pd.DataFrame(
+                {"participant_id": list(queries.participant_ids), "group": list(queries.groups)}
+            )
+            yield model, fold, table, queries.vectors, gallery.vectors, list(gallery.groups)
+    raw = raw_features(cohort)
+    for fold, split_file in enumerate(split_files):
+        split = read_split(split_file)
+        test = (split["role"] == "test").to_numpy()
+        query_rows = cohort.indices(split.loc[test, "participant_id"].tolist())
+        gallery_rows = cohort.indices(split.loc[~test, "participant_id"].tolist())
+        table = split.loc[test, ["participant_id", "group"]].reset_index(drop=True)
+        for name, features in raw.items():
+            query, gallery = gallery_standardised(features[query_rows], features[gallery_rows])
+            yield f"raw_{name}", fold, table, query, gallery, split.loc[~test, "group"].tolist()
+
+
+def precision_recall_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], path) -> None:
+    """Mean precision@k against mean recall@k (k = 1 ... gallery size), one line per
+    feature set; the dotted line is the class prior."""
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    for name, (precision, recall) in curves.items():
+        ax.plot(recall, precision, label=name, linestyle="--" if name.startswith("raw") else "-")
+    ax.axhline(0.5, color="grey", linestyle=":", linewidth=1)
+    ax.set(xlabel="recall@k", ylabel="precision@k", xlim=(0, 1), ylim=(0, 1.01))
+    ax.set_title("Same-group retrieval, out of fold")
+    ax.legend(fontsize=7, loc="lower left")
+    save_figure(fig, path)
+
+
+def run_retrieval(
+    cohort_dir: str | Path,
+    split_files: Sequence[str | Path],
+    model_files: Mapping[str, Sequence[str | Path]],
+    participants_tsv: str | Path,
+    outputs: Mapping[str, Path],
+    k: int,
+) -> pd.DataFrame:
+    """Build the feature library and score retrieval; write :func:`retrieval_outputs`.
+
+    Parameters
+    ----------
+    cohort_dir : path
+        The assembled cohort (``results/models/cohort``).
+    split_files : sequence of path
+        Split TSVs, fold k at index k.
+    model_files : mapping
+        ``{encoder: [model.pt of fold 0, fold 1, ...]}`` for the trained encoders.
+    participants_tsv : path
+        participants.tsv; its columns become the library's metadata.
+    outputs : mapping
+        :func:`retrieval_outputs`.
+    k : int
+        Cut-off of precision@k and recall@k.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The summary (``features``, ``fold``, ``group``, ``n_queries``,
+        ``precision_at_k``, ``recall_at_k``, ``map``, ``prior_map``).
+    """
+    cohort = Cohort(cohort_dir)
+    split_files = [Path(p) for p in split_files]
+    participants = load_participants(participants_tsv, need_two_groups=False)
+    write_library(
+        outputs["library"],
+        (
+            fold_library(model, fold, path, split_files[fold], cohort, participants)
+            for model, paths in model_files.items()
+            for fold, path in enumerate(paths)
+        ),
+    )
+    scores, relevance = [], {}
+    for name, fold, table, query, gallery, gallery_groups in _fold_sets(
+        outputs["library"], list(model_files), cohort, split_files
+    ):
+        fold_scores = retrieval_scores(query, table["group"], gallery, gallery_groups, k)
+        fold_scores.insert(0, "participant_id", table["participant_id"].tolist())
+        fold_scores.insert(0, "fold", fold)
+        fold_scores.insert(0, "features", name)
+        scores.append(fold_scores)
+        relevance.setdefault(name, []).append(
+            ranked_relevance(query, table["group"], gallery, gallery_groups)
+        )
+    scores = pd.concat(scores, ignore_index=True)
+    summary = pd.concat(
+        [summarise(table.drop(columns="features")).assign(features=name)
+         for name, table in scores.groupby("features", sort=False)],
+        ignore_index=True,
+    )  # fmt: skip
+    summary = summary[["features", *summary.columns.drop("features")]]
+    for key, table in (("scores", scores), ("summary", summary)):
+        with atomic_path(outputs[key]) as tmp:
+            table.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
+    curves = {}
+    for name, blocks in relevance.items():
+        depth = min(block.shape[1] for block in blocks)
+        ks = range(1, depth + 1)
+        curves[name] = tuple(
+            np.array([np.concatenate([f(b, k) for b in blocks]).mean() for k in ks])
+            for f in (precision_at_k, recall_at_k)
+        )
+    precision_recall_figure(curves, outputs["figure"])
+    write_json(
+        outputs["provenance"],
+        provenance_record(
+            step="retrieval",
+            inputs=[*split_files, *(p for paths in model_files.values() for p in paths)],
+            parameters={"k": k, "encoders": list(model_files)},
+        ),
+    )
+    return summary
