@@ -42,11 +42,15 @@ def run(cores: int, n_per_group: int) -> dict:
             check=True, capture_output=True,
         )  # fmt: skip
         seconds = time.perf_counter() - start
+        # Snakemake writes "-" where a job ended before memory could be sampled.
         jobs = {
-            f"{tsv.parent.name}/{tsv.stem}": pd.read_csv(tsv, sep="\t")
-            .iloc[0][["s", "max_rss", "cpu_time"]]
-            .round(2)
-            .to_dict()
+            f"{tsv.parent.name}/{tsv.stem}": {
+                key: None if pd.isna(value) else round(float(value), 2)
+                for key, value in pd.to_numeric(
+                    pd.read_csv(tsv, sep="\t").iloc[0][["s", "max_rss", "cpu_time"]],
+                    errors="coerce",
+                ).items()
+            }
             for tsv in sorted((work / "results" / "benchmarks").rglob("*.tsv"))
         }
     return {"wall_seconds": round(seconds, 1), "jobs": jobs}

@@ -133,6 +133,8 @@ rule train_deep:
     resources:
         mem_mb=mem_mb(4000),
         runtime=120,
+        # models.device: cuda asks the scheduler for one GPU (Slurm: --gpus=1).
+        gpu=int(MODELS_CFG["device"] == "cuda"),
     params:
         models=MODELS_CFG,
     script:
