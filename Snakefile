@@ -34,6 +34,15 @@ include: "rules/models.smk"
 include: "rules/retrieval.smk"
 
 
+# Everything the study's report is made of: group QC, evaluation and retrieval. (The HTML
+# of `snakemake --report`, with a caption per figure, is not built yet; see README.md.)
+rule report:
+    input:
+        rules.group_qc.output,
+        rules.evaluation.input,
+        rules.retrieval.input,
+
+
 rule all:
     default_target: True
     input:
