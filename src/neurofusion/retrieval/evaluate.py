@@ -7,14 +7,14 @@ gallery entry is relevant to a query when it is in the query's group.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn.preprocessing import StandardScaler
 
-from neurofusion.retrieval.library import library_folds, read_entries
+from neurofusion.retrieval.library import Entries, library_folds, read_entries
 from neurofusion.retrieval.metrics import (
     average_precision,
     precision_at_k,
@@ -141,6 +141,26 @@ def raw_feature_scores(
     )
 
 
+def library_folds_entries(
+    library: str | Path, model: str
+) -> Iterator[tuple[int, Entries, Entries]]:
+    """Each fold of one model in the library: ``(fold, queries, gallery)``.
+
+    Parameters
+    ----------
+    library : str or Path
+        The feature library.
+    model : str
+        Encoder name.
+    """
+    for fold in library_folds(library, model):
+        yield (
+            fold,
+            read_entries(library, model, fold, "query"),
+            read_entries(library, model, fold, "gallery"),
+        )
+
+
 def evaluate_library(library: str | Path, model: str, k: int) -> pd.DataFrame:
     """Per-query scores of one model, fold by fold, from the feature library.
 
@@ -160,9 +180,7 @@ def evaluate_library(library: str | Path, model: str, k: int) -> pd.DataFrame:
         ``participant_id`` (the query), one row per query and fold.
     """
     tables = []
-    for fold in library_folds(library, model):
-        queries = read_entries(library, model, fold, "query")
-        gallery = read_entries(library, model, fold, "gallery")
+    for fold, queries, gallery in library_folds_entries(library, model):
         scores = retrieval_scores(
             queries.vectors, queries.groups, gallery.vectors, gallery.groups, k
         )

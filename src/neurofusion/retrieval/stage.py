@@ -27,11 +27,12 @@ from neurofusion.provenance import provenance_record
 from neurofusion.retrieval.embed import fold_library, raw_features
 from neurofusion.retrieval.evaluate import (
     gallery_standardised,
+    library_folds_entries,
     ranked_relevance,
     retrieval_scores,
     summarise,
 )
-from neurofusion.retrieval.library import library_folds, read_entries, write_library
+from neurofusion.retrieval.library import write_library
 from neurofusion.retrieval.metrics import precision_at_k, recall_at_k
 from neurofusion.training.cohort import Cohort
 from neurofusion.training.splits import read_split
@@ -56,9 +57,7 @@ def _fold_sets(
     ``group`` table, the query vectors (n_queries, dim), the gallery vectors
     (n_gallery, dim) and the gallery's groups."""
     for model in models:
-        for fold in library_folds(library, model):
-            queries = read_entries(library, model, fold, "query")
-            gallery = read_entries(library, model, fold, "gallery")
+        for fold, queries, gallery in library_folds_entries(library, model):
             table = pd.DataFrame(
                 {"participant_id": list(queries.participant_ids), "group": list(queries.groups)}
             )
@@ -70,18 +69,21 @@ def _fold_sets(
         query_rows = cohort.indices(split.loc[test, "participant_id"].tolist())
         gallery_rows = cohort.indices(split.loc[~test, "participant_id"].tolist())
         table = split.loc[test, ["participant_id", "group"]].reset_index(drop=True)
+        gallery_groups = split.loc[~test, "group"].tolist()
         for name, features in raw.items():
             query, gallery = gallery_standardised(features[query_rows], features[gallery_rows])
-            yield f"raw_{name}", fold, table, query, gallery, split.loc[~test, "group"].tolist()
+            yield f"raw_{name}", fold, table, query, gallery, gallery_groups
 
 
-def precision_recall_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], path) -> None:
+def precision_recall_figure(
+    curves: Mapping[str, tuple[np.ndarray, np.ndarray]], prior: float, path
+) -> None:
     """Mean precision@k against mean recall@k (k = 1 ... gallery size), one line per
-    feature set; the dotted line is the class prior."""
+    feature set; the dotted line is the class prior (a random ranking's precision)."""
     fig, ax = plt.subplots(figsize=(5.5, 5))
     for name, (precision, recall) in curves.items():
         ax.plot(recall, precision, label=name, linestyle="--" if name.startswith("raw") else "-")
-    ax.axhline(0.5, color="grey", linestyle=":", linewidth=1)
+    ax.axhline(prior, color="grey", linestyle=":", linewidth=1)
     ax.set(xlabel="recall@k", ylabel="precision@k", xlim=(0, 1), ylim=(0, 1.01))
     ax.set_title("Same-group retrieval, out of fold")
     ax.legend(fontsize=7, loc="lower left")
@@ -160,7 +162,9 @@ def run_retrieval(
             np.array([np.concatenate([f(b, k) for b in blocks]).mean() for k in ks])
             for f in (precision_at_k, recall_at_k)
         )
-    precision_recall_figure(curves, outputs["figure"])
+    # Every feature set ranks the same galleries, so any one gives the same-group share.
+    prior = float(np.concatenate([b.mean(axis=1) for b in next(iter(relevance.values()))]).mean())
+    precision_recall_figure(curves, prior, outputs["figure"])
     write_json(
         outputs["provenance"],
         provenance_record(
