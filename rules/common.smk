@@ -26,9 +26,33 @@ PARTICIPANTS = participants_table(config)
 if KIND != "simulate":
     validate(PARTICIPANTS, "schemas/participants.schema.yaml")
 SUBJECTS = list(PARTICIPANTS["subject"])
+MISSING_MODALITY = config["input"]["missing_modality"]
+if MISSING_MODALITY == "keep" and KIND != "bids":
+    raise WorkflowError(
+        "input.missing_modality keep needs input.kind bids (which images each subject has "
+        "must be known before the run); convert the DICOM to BIDS first, or use error"
+    )
 BIDS_FILES = (
-    bids_inputs(input_root(config), SUBJECTS, MODALITIES) if KIND == "bids" else {}
+    bids_inputs(input_root(config), SUBJECTS, MODALITIES, MISSING_MODALITY)
+    if KIND == "bids"
+    else {}
 )
+#: The modalities each subject has (all of input.modalities unless BIDS input lacks some).
+SUBJECT_MODALITIES = {
+    s: [m for m in MODALITIES if KIND != "bids" or m in BIDS_FILES[s]] for s in SUBJECTS
+}
+
+
+for role in MODALITIES:
+    if not any(role in SUBJECT_MODALITIES[s] for s in SUBJECTS):
+        raise WorkflowError(
+            f"no participant has a {role} image; remove {role} from input.modalities"
+        )
+
+
+def subjects_with(*roles):
+    """Subjects that have every one of ``roles``."""
+    return [s for s in SUBJECTS if set(roles) <= set(SUBJECT_MODALITIES[s])]
 
 
 wildcard_constraints:
@@ -143,13 +167,13 @@ def preprocess_targets():
         )
     targets = [
         str(path)
-        for subject in SUBJECTS
+        for subject in subjects_with("T1w")
         for path in anat_outputs(DERIV, subject).values()
     ]
     if "bold" in MODALITIES:
         targets += [
             str(path)
-            for subject in SUBJECTS
+            for subject in subjects_with("T1w", "bold")
             for path in func_outputs(DERIV, subject, FUNC_RESOLUTION).values()
         ]
     return targets
@@ -191,13 +215,17 @@ def connectome_inputs(wildcards):
 def group_qc_inputs(wildcards):
     """Every subject's matrices and coverage, confounds (FD) and functional QC JSON."""
     files = {
-        key: [str(connectivity_outputs(DERIV, s, ATLAS)[key]) for s in SUBJECTS]
+        key: [
+            str(connectivity_outputs(DERIV, s, ATLAS)[key])
+            for s in subjects_with("bold")
+        ]
         for key in ("fisherz", "coverage")
     }
     if KIND != "derivatives":
         for key in ("confounds", "qc"):
             files[key] = [
-                str(func_outputs(DERIV, s, FUNC_RESOLUTION)[key]) for s in SUBJECTS
+                str(func_outputs(DERIV, s, FUNC_RESOLUTION)[key])
+                for s in subjects_with("bold")
             ]
     elif config["input"]["derivatives"]["confounds"]:
         files["confounds"] = [str(DERIV_INPUTS[s]["confounds"]) for s in SUBJECTS]
@@ -214,7 +242,7 @@ def connectivity_targets():
         )
     targets = [
         str(path)
-        for subject in SUBJECTS
+        for subject in subjects_with("bold")
         for path in connectivity_outputs(DERIV, subject, ATLAS).values()
     ]
     targets += [str(path) for path in group_qc_outputs(OUT).values()]

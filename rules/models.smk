@@ -56,7 +56,11 @@ rule models_cohort:
             str(path)
             for subject in SUBJECTS
             for path in subject_inputs(
-                DERIV, subject, MODEL_MODALITIES, FUNC_RESOLUTION, ATLAS
+                DERIV,
+                subject,
+                [m for m in MODEL_MODALITIES if m in SUBJECT_MODALITIES[subject]],
+                FUNC_RESOLUTION,
+                ATLAS,
             ).values()
         ],
     output:
@@ -78,6 +82,11 @@ rule models_cohort:
         deriv=lambda wildcards, input: Path(input.subjects[0]).parents[2],
         positive_group=config["positive_group"],
         modalities=MODEL_MODALITIES,
+        subject_modalities={
+            f"sub-{s}": SUBJECT_MODALITIES[s]
+            for s in SUBJECTS
+            if set(MODEL_MODALITIES) - set(SUBJECT_MODALITIES[s])
+        },
         resolution_mm=MODELS_CFG["cnn_resolution_mm"],
         func_resolution_mm=FUNC_RESOLUTION,
         atlas=ATLAS,
@@ -223,6 +232,11 @@ rule evaluation_report:
         permutations=report(
             evaluation_outputs(EVALUATION)["permutations"],
             caption="../report/evaluation/permutations.rst",
+            category="Evaluation",
+        ),
+        missing_modality=report(
+            evaluation_outputs(EVALUATION)["missing_modality"],
+            caption="../report/evaluation/missing_modality.rst",
             category="Evaluation",
         ),
         roc=report(

@@ -18,7 +18,7 @@ rule group_qc:
         runtime=10,
     params:
         output_dir=lambda wildcards, output: Path(output.table).parents[1],
-        subjects=SUBJECTS,
+        subjects=subjects_with("bold"),
         groups=dict(zip(PARTICIPANTS["subject"], PARTICIPANTS["group"])),
         qc=config["qc"],
         connectivity=config["connectivity"],

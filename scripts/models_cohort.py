@@ -15,6 +15,7 @@ run_step(
     out_dir=Path(sm.output.table).parent,
     positive_group=sm.params.positive_group,
     modalities=sm.params.modalities,
+    subject_modalities=sm.params.subject_modalities,
     resolution_mm=sm.params.resolution_mm,
     func_resolution_mm=sm.params.func_resolution_mm,
     atlas=sm.params.atlas,

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from neurofusion.logs import run_step
 from neurofusion.training.pipelines import MODELS
-from neurofusion.training.run import run_fold
+from neurofusion.training.run import FINAL, run_fold
 from neurofusion.training.settings import TrainSettings
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
@@ -20,7 +20,7 @@ run_step(
     model=model,
     cohort_dir=Path(sm.input.table).parent,
     split_path=sm.input.split,
-    fold=int(sm.wildcards.fold),
+    fold=int(sm.wildcards.fold) if hasattr(sm.wildcards, "fold") else FINAL,
     out=dict(sm.output.items()),
     settings=TrainSettings.from_config(sm.params.models, threads=sm.threads),
     branch_dirs=branches or None,

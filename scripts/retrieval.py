@@ -16,4 +16,6 @@ run_step(
     participants_tsv=sm.input.participants,
     outputs=dict(sm.output.items()),
     k=sm.params.k,
+    final_files=dict(zip(sm.params.encoders, sm.input.final, strict=True)),
+    final_split=sm.input.final_split,
 )

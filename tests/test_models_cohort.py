@@ -11,20 +11,27 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
+from neurofusion.connectivity.outputs import connectivity_outputs
+from neurofusion.errors import InputError, NeurofusionError
 from neurofusion.evaluation.metrics import wilson_interval
 from neurofusion.evaluation.report import evaluate, evaluation_outputs
 from neurofusion.evaluation.stats import permutation_p
+from neurofusion.preprocessing.anat_outputs import anat_outputs
 from neurofusion.retrieval.embed import ENCODERS, embed
-from neurofusion.retrieval.library import read_entries
+from neurofusion.retrieval.library import FINAL_FOLD, read_entries
+from neurofusion.retrieval.new_subject import embed_new_subject, search_new_subject
 from neurofusion.retrieval.stage import retrieval_outputs, run_retrieval
 from neurofusion.training.cohort import Cohort, assemble_cohort
 from neurofusion.training.pipelines import MODELS
 from neurofusion.training.run import (
+    FINAL,
+    create_final_split,
     create_splits,
     fold_outputs,
     permutation_scores,
@@ -288,3 +295,57 @@ def test_retrieval_without_effect_is_at_chance(null_cohort, null_predictions, tm
     overall = _retrieval_summary(null_cohort, retrieval_outputs(tmp_path))
     for name in ENCODERS:
         assert abs(overall.loc[name, "map"] - overall.loc[name, "prior_map"]) < MAP_NOISE, name
+
+
+def test_new_subject_is_embedded_by_the_final_model(effect_cohort, effect_predictions, tmp_path):
+    """The final models (every subject trains) go into the library with every subject as
+    gallery; a subject's own derivative files, given as a "new" subject, come back with its
+    stored vector and as its own nearest neighbour."""
+    root = effect_cohort
+    cohort_dir, splits = root / "models" / "cohort", root / "models" / "splits"
+    create_final_split(cohort_dir, splits / "final.tsv", 0, 0.2)
+    final = {}
+    for name in ("cnn3d", "brainnetcnn", "fusion"):
+        branches = {b: root / "final" / b / FINAL for b in MODELS[name].branches}
+        out = fold_outputs(root / "final", name, FINAL)
+        run_fold(name, cohort_dir, splits / "final.tsv", FINAL, out, SETTINGS, branches or None)
+        final[name] = out["model"]
+        record = json.loads(out["provenance"].read_text())
+        assert record["split"]["test"] == [] and len(record["fitted"]["network"]) > 40
+    out = retrieval_outputs(tmp_path)
+    run_retrieval(
+        cohort_dir, split_paths(splits, FOLDS), _encoder_files(root),
+        root / "rawdata" / "participants.tsv", out, 5, final, splits / "final.tsv",
+    )  # fmt: skip
+    cohort = Cohort(cohort_dir)
+    pid = cohort.ids[4]
+    anat = anat_outputs(root / "derivatives", pid)
+    fisherz = connectivity_outputs(root / "derivatives", pid)["fisherz"]
+    files = {"t1": anat["mni_t1w"], "connectome": fisherz, "mask": anat["mni_mask"]}
+    for name, dim in ENCODERS.items():
+        gallery = read_entries(out["library"], name, FINAL_FOLD)
+        assert set(gallery.participant_ids) == set(cohort.ids)
+        assert set(gallery.roles) == {"gallery"}
+        stored = gallery.vectors[list(gallery.participant_ids).index(pid)]
+        needed = {"cnn3d": ("t1", "mask"), "brainnetcnn": ("connectome",)}.get(name, files)
+        vector = embed_new_subject(out["library"], name, **{k: files[k] for k in needed})
+        assert vector.shape == (dim,)
+        np.testing.assert_allclose(vector, stored, atol=1e-4)
+        table = search_new_subject(out["library"], name, 3, **{k: files[k] for k in needed})
+        assert table["participant_id"].iloc[0] == pid and table["distance"].iloc[0] < 1e-3
+    t1_only = embed_new_subject(out["library"], "fusion", files["t1"], mask=files["mask"])
+    assert not np.any(t1_only[64:]) and np.any(t1_only[:64])
+    with pytest.raises(NeurofusionError, match="from --connectome"):
+        embed_new_subject(out["library"], "brainnetcnn", files["t1"])
+    with pytest.raises(NeurofusionError, match="must be one of"):
+        embed_new_subject(out["library"], "svm_gm", files["t1"])
+    cropped = tmp_path / "cropped.nii.gz"
+    img = nib.load(anat["mni_t1w"])
+    nib.save(nib.Nifti1Image(np.asarray(img.dataobj)[:-1], img.affine), cropped)
+    with pytest.raises(InputError, match="has shape"):
+        embed_new_subject(out["library"], "cnn3d", cropped)
+    other = tmp_path / "other_regions.tsv"
+    matrix = pd.read_csv(fisherz, sep="\t", index_col=0)
+    matrix.iloc[:5, :5].to_csv(other, sep="\t")
+    with pytest.raises(InputError, match="116 regions"):
+        embed_new_subject(out["library"], "brainnetcnn", connectome=other)

@@ -78,32 +78,61 @@ def dicom_folder(root: str | Path, subject: str) -> Path:
     return root / f"sub-{subject}"
 
 
-def bids_inputs(root: str | Path, subjects: Sequence[str], modalities: Sequence[str]) -> dict:
+def bids_inputs(
+    root: str | Path,
+    subjects: Sequence[str],
+    modalities: Sequence[str],
+    missing_modality: str = "error",
+) -> dict:
     """Locate every subject's images in a BIDS dataset.
+
+    Parameters
+    ----------
+    root : path
+        The BIDS root.
+    subjects : sequence of str
+        Participant labels (without ``sub-``).
+    modalities : sequence of str
+        ``input.modalities``.
+    missing_modality : str
+        ``input.missing_modality``: ``error`` (every subject must have every modality) or
+        ``keep`` (a subject with a T1w but no BOLD is kept with its T1w alone).
 
     Returns
     -------
     dict
-        ``{subject: {role: Path}}``.
+        ``{subject: {role: Path}}``, only the roles found.
 
     Raises
     ------
     NeurofusionError
-        Listing every subject and role without an image, with the fix.
+        Listing every subject and role without an image, with the fix. Under ``keep``,
+        only subjects with no image at all, or with a BOLD but no T1w (the BOLD is
+        normalised through the subject's T1w), are errors.
     """
     found: dict[str, dict[str, Path]] = {}
-    missing = []
     for subject in subjects:
         found[subject] = {}
         for role in modalities:
             path = find_bids_image(root, subject, role)
-            if path is None:
-                missing.append(f"sub-{subject} ({role})")
-            else:
+            if path is not None:
                 found[subject][role] = path
+    missing = [
+        f"sub-{subject} ({role})"
+        for subject, roles in found.items()
+        for role in modalities
+        if role not in roles
+        and (missing_modality == "error" or not roles or (role == "T1w" and "bold" in roles))
+    ]
     if missing:
+        keep_hint = (
+            "; or set input.missing_modality: keep to classify subjects with a T1w alone"
+            if missing_modality == "error"
+            else " (a BOLD run needs the subject's T1w)"
+        )
         raise NeurofusionError(
             f"BIDS dataset {root}: no image for {', '.join(missing)}; remove these "
             "participants from participants.tsv or set input.modalities to what they have"
+            + keep_hint
         )
     return found

@@ -157,7 +157,12 @@ def metrics_with_intervals(
             k, n = counts[name]
             low, high = wilson_interval(k, n)
         else:
-            low, high = np.nanpercentile(values[:, booted.index(name)], [2.5, 97.5])
+            column = values[:, booted.index(name)]
+            low, high = (  # undefined (NaN) in every resample when one class is absent
+                np.nanpercentile(column, [2.5, 97.5])
+                if np.isfinite(column).any()
+                else (math.nan, math.nan)
+            )
             k, n = math.nan, len(labels)
         rows[name] = {"value": point[name], "low": low, "high": high, "successes": k, "n": n,
                       "method": method}  # fmt: skip

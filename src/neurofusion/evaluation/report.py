@@ -3,6 +3,11 @@
 Out-of-fold predictions are pooled over folds; with repeated cross-validation each
 subject's probabilities are first averaged over the repeats, so every subject counts once
 in the intervals and paired tests.
+
+The main tables score the subjects with every modality of the cohort, so that all models
+are compared on the same people. Subjects with only some modalities (scored by the
+single-modality models of the modality they have, by ``fusion`` and by ``late_fusion``) are
+reported separately, in ``missing_modality.tsv``.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ def evaluation_outputs(root: str | Path) -> dict[str, Path]:
         "study_table": root / "study_table.tsv",
         "comparisons": root / "comparisons.tsv",
         "permutations": root / "permutations.tsv",
+        "missing_modality": root / "missing_modality.tsv",
         "roc": root / "roc.png",
         "confusion": root / "confusion.png",
         "learning_curves": root / "learning_curves.png",
@@ -43,13 +49,53 @@ def evaluation_outputs(root: str | Path) -> dict[str, Path]:
 
 
 def load_predictions(paths: Sequence[str | Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A model's fold predictions: (every row, one row per subject averaged over repeats)."""
+    """A model's fold predictions: (every row, one row per subject averaged over repeats).
+
+    Both tables have every subject the model scored; column ``complete`` tells those with
+    every modality of the cohort.
+    """
     rows = pd.concat([pd.read_csv(p, sep="\t") for p in paths], ignore_index=True)
     subjects = rows.groupby("subject", sort=True).agg(
-        label=("label", "first"), probability=("probability", "mean")
+        label=("label", "first"),
+        probability=("probability", "mean"),
+        modalities=("modalities", "first"),
+        complete=("complete", "first"),
     )
     subjects["prediction"] = (subjects["probability"] >= 0.5).astype(int)
     return rows, subjects.reset_index()
+
+
+def _complete(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of subjects with every modality."""
+    return table[table["complete"] == 1].reset_index(drop=True)
+
+
+def missing_modality_table(
+    pooled: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]], n_boot: int, seed: int
+) -> pd.DataFrame:
+    """Accuracy, balanced accuracy and AUC (95 % intervals) of every model on the subjects
+    with only some modalities, per model and set of modalities they have.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``model``, ``modalities``, ``n``, then ``metric``, ``value``, ``low``, ``high`` per
+        metric (empty when every subject has every modality).
+    """
+    rows = []
+    for name, (_, per_subject) in pooled.items():
+        partial = per_subject[per_subject["complete"] == 0]
+        for modalities, group in partial.groupby("modalities", sort=True):
+            table = metrics_with_intervals(group["label"], group["probability"], n_boot, seed)
+            for metric in ("accuracy", "balanced_accuracy", "auc"):
+                value, low, high = table.loc[metric, ["value", "low", "high"]]
+                rows.append(
+                    {"model": name, "modalities": modalities, "n": len(group), "metric": metric,
+                     "value": value, "low": low, "high": high}
+                )  # fmt: skip
+    return pd.DataFrame(
+        rows, columns=["model", "modalities", "n", "metric", "value", "low", "high"]
+    )
 
 
 def _interval(value: float, low: float, high: float, percent: bool = True) -> str:
@@ -98,7 +144,8 @@ def evaluate(
     pandas.DataFrame
         The metrics table.
     """
-    pooled = {name: load_predictions(paths) for name, paths in predictions.items()}
+    every = {name: load_predictions(paths) for name, paths in predictions.items()}
+    pooled = {name: (_complete(rows), _complete(subj)) for name, (rows, subj) in every.items()}
     subjects = {name: tables[1] for name, tables in pooled.items()}
     metric_rows = []
     for name, (rows, per_subject) in pooled.items():
@@ -169,6 +216,9 @@ def evaluate(
     )  # fmt: skip
     with atomic_path(out["comparisons"]) as tmp:
         comparisons.to_csv(tmp, sep="\t", index=False, float_format="%.4f")
+    partial = missing_modality_table(every, n_boot, seed)
+    with atomic_path(out["missing_modality"]) as tmp:
+        partial.to_csv(tmp, sep="\t", index=False, float_format="%.4f")
 
     roc_figure(subjects, out["roc"])
     confusion_figure(subjects, class_names, out["confusion"])
@@ -181,7 +231,8 @@ def evaluate(
     }
     learning_curves_figure(curves, out["learning_curves"])
     write_text(
-        out["summary"], summary_markdown(metrics, study, perms, comparisons, skipped, pooled)
+        out["summary"],
+        summary_markdown(metrics, study, perms, comparisons, partial, skipped, pooled),
     )
     return metrics
 
@@ -191,10 +242,12 @@ def summary_markdown(
     study: pd.DataFrame,
     perms: pd.DataFrame,
     comparisons: pd.DataFrame,
+    partial: pd.DataFrame,
     skipped: Mapping[str, str],
     pooled: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]],
 ) -> str:
-    """The one-minute summary: the ranking, the study's table, the tests, what was skipped."""
+    """The one-minute summary: the ranking, the study's table, the tests, the subjects
+    with a missing modality, what was skipped."""
     n_subjects = {name: len(tables[1]) for name, tables in pooled.items()}
     bal = metrics[metrics.metric == "balanced_accuracy"].sort_values("value", ascending=False)
     lines = ["# Evaluation summary", ""]
@@ -229,13 +282,28 @@ def summary_markdown(
             _markdown(comparisons.drop(columns="model").round(3)),
             "",
         ]
+    if not partial.empty:
+        lines += [
+            "## Subjects with a missing modality (not in the tables above)",
+            "",
+            "Scored by the models that can use what they have; %, 95 % interval.",
+            "",
+            _markdown(
+                partial.assign(
+                    value=[_interval(*r) for r in partial[["value", "low", "high"]].to_numpy()]
+                )
+                .pivot(index=["model", "modalities", "n"], columns="metric", values="value")
+                .reset_index()
+            ),
+            "",
+        ]
     if skipped:
         lines += ["## Models not run", ""]
         lines += [f"- `{name}`: {reason}" for name, reason in skipped.items()] + [""]
     lines += [
         "Files: metrics.tsv (every metric with interval and per-fold mean and SD), "
-        "study_table.tsv, permutations.tsv, comparisons.tsv, roc.png, confusion.png, "
-        "learning_curves.png.",
+        "study_table.tsv, permutations.tsv, comparisons.tsv, missing_modality.tsv, roc.png, "
+        "confusion.png, learning_curves.png.",
         "",
     ]
     return "\n".join(lines)

@@ -79,6 +79,9 @@ def fold_library(
 ) -> Entries:
     """Library entries of one (model, fold): its split's subjects embedded by its network.
 
+    Only subjects with every modality of the cohort enter, so that all feature sets
+    (and the raw-feature baselines) rank the same people.
+
     Parameters
     ----------
     model : str
@@ -93,7 +96,7 @@ def fold_library(
     participants : pandas.DataFrame, optional
         participants.tsv, whose other columns become the entries' metadata.
     """
-    split = read_split(split_file)
+    split = cohort.only_complete(read_split(split_file))
     artefact = torch.load(model_file, map_location="cpu", weights_only=True)
     vectors = embed(model, artefact, cohort, split["participant_id"].tolist())
     return fold_entries(model, fold, split, vectors, participants)

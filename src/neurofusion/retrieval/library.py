@@ -5,23 +5,32 @@ One row per (model, fold, subject): the subject's ``participant_id`` and ``group
 saw them; ``gallery``: the fold's training subjects), the float32 vector (little-endian
 BLOB) and the subject's participants.tsv columns as JSON text. An index on (model, fold)
 serves the lookups of :mod:`.search` and :mod:`.evaluate`.
+
+The final models (trained on every subject) add fold :data:`FINAL_FOLD`: every subject
+as gallery, embedded by that model, whose weights, input scaling and input geometry are
+stored in table ``final_models``, so that the library alone can embed a new subject
+(:mod:`.new_subject`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from neurofusion.errors import NeurofusionError
 from neurofusion.fileio import atomic_path
 
+#: The fold number of the final models' entries (the cross-validation folds are 0 .. K-1).
+FINAL_FOLD = -1
 #: Roles of an entry within its fold.
 ROLES = ("query", "gallery")
 #: How the roles of a split file (:mod:`neurofusion.training.splits`) map to library roles.
@@ -44,6 +53,11 @@ CREATE TABLE entries (
     UNIQUE (model, fold, participant_id)
 );
 CREATE INDEX entries_model_fold ON entries (model, fold, role);
+CREATE TABLE final_models (
+    model TEXT PRIMARY KEY,
+    artefact BLOB NOT NULL,
+    inputs TEXT NOT NULL
+);
 """
 
 
@@ -138,7 +152,11 @@ def fold_entries(
     )
 
 
-def write_library(path: str | Path, entries: Iterable[Entries]) -> Path:
+def write_library(
+    path: str | Path,
+    entries: Iterable[Entries],
+    final_models: Mapping[str, tuple[Mapping, Mapping]] | None = None,
+) -> Path:
     """Write a new feature library, atomically (a failure leaves no file behind).
 
     Parameters
@@ -147,6 +165,10 @@ def write_library(path: str | Path, entries: Iterable[Entries]) -> Path:
         The SQLite file; an existing one is replaced.
     entries : iterable of Entries
         Every model and fold. All folds of one model must share one vector length.
+    final_models : mapping, optional
+        ``{model: (artefact, inputs)}``: the final model's saved ``model.pt`` content
+        (``state_dict``, ``scaler``) and the JSON-serialisable description of its inputs
+        (grids, regions) that :mod:`.new_subject` needs.
 
     Returns
     -------
@@ -182,6 +204,13 @@ def write_library(path: str | Path, entries: Iterable[Entries]) -> Path:
                         for pid, group, role, vec, meta in rows
                     ],
                 )
+            for model, (artefact, inputs) in (final_models or {}).items():
+                buffer = io.BytesIO()
+                torch.save(dict(artefact), buffer)
+                connection.execute(
+                    "INSERT INTO final_models (model, artefact, inputs) VALUES (?, ?, ?)",
+                    (model, buffer.getvalue(), json.dumps(inputs, sort_keys=True)),
+                )
             connection.commit()
         finally:
             connection.close()
@@ -216,7 +245,9 @@ def read_entries(path: str | Path, model: str, fold: int, role: str | None = Non
     if role is not None and role not in ROLES:
         raise ValueError(f"role must be one of {list(ROLES)}, got {role!r}")
     folds = library_folds(path, model)
-    if fold not in folds:
+    if fold == FINAL_FOLD:
+        read_final_model(path, model)  # names a library without the final model
+    elif fold not in folds:
         raise NeurofusionError(
             f"{path}: model {model!r} has no fold {fold}; it has folds {folds}. "
             "Choose one of them or rebuild the library"
@@ -246,7 +277,8 @@ def read_entries(path: str | Path, model: str, fold: int, role: str | None = Non
 
 
 def library_folds(path: str | Path, model: str) -> list[int]:
-    """Folds of ``model`` in the library, ascending.
+    """Cross-validation folds of ``model`` in the library, ascending (not
+    :data:`FINAL_FOLD`).
 
     Raises
     ------
@@ -257,7 +289,8 @@ def library_folds(path: str | Path, model: str) -> list[int]:
         folds = [
             fold
             for (fold,) in connection.execute(
-                "SELECT DISTINCT fold FROM entries WHERE model = ? ORDER BY fold", (model,)
+                "SELECT DISTINCT fold FROM entries WHERE model = ? AND fold >= 0 ORDER BY fold",
+                (model,),
             )
         ]
         if not folds:
@@ -271,13 +304,38 @@ def library_folds(path: str | Path, model: str) -> list[int]:
 
 
 def subject_folds(path: str | Path, model: str, participant_id: str) -> pd.DataFrame:
-    """Folds and roles of one subject under ``model``: columns ``fold`` and ``role``."""
+    """Cross-validation folds and roles of one subject under ``model``: columns ``fold``
+    and ``role``."""
     with _connect(path) as connection:
         rows = connection.execute(
-            "SELECT fold, role FROM entries WHERE model = ? AND participant_id = ? ORDER BY fold",
+            "SELECT fold, role FROM entries WHERE model = ? AND participant_id = ? "
+            "AND fold >= 0 ORDER BY fold",
             (model, participant_id),
         ).fetchall()
     return pd.DataFrame(rows, columns=["fold", "role"])
+
+
+def read_final_model(path: str | Path, model: str) -> tuple[dict, dict]:
+    """The final model of ``model`` stored in the library: (artefact, inputs).
+
+    Raises
+    ------
+    NeurofusionError
+        No library, or no final model of ``model`` in it.
+    """
+    with _connect(path) as connection:
+        row = connection.execute(
+            "SELECT artefact, inputs FROM final_models WHERE model = ?", (model,)
+        ).fetchone()
+        stored = [m for (m,) in connection.execute("SELECT model FROM final_models")]
+    if row is None:
+        raise NeurofusionError(
+            f"{path}: no final model {model!r} to embed new images with; the library holds "
+            f"final models {sorted(stored)}. Choose one of them, or rebuild the library with "
+            "`snakemake retrieval` (it trains the final models)"
+        )
+    artefact = torch.load(io.BytesIO(row[0]), map_location="cpu", weights_only=True)
+    return artefact, json.loads(row[1])
 
 
 @contextlib.contextmanager

@@ -142,7 +142,7 @@ def search_subject(
     is_gallery[position] = False
     rows = np.flatnonzero(is_gallery)
     indices, distance = nearest(entries.vectors[position], entries.vectors[rows], k)
-    table = _neighbours(entries, rows[indices], distance)
+    table = neighbours_table(entries, rows[indices], distance)
     table.attrs.update(fold=fold, query_group=entries.groups[position])
     return table
 
@@ -167,7 +167,7 @@ def _not_in_library(participant_id: str, library: str | Path, where: str) -> Inp
     )
 
 
-def _neighbours(entries: Entries, rows: np.ndarray, distance: np.ndarray) -> pd.DataFrame:
+def neighbours_table(entries: Entries, rows: np.ndarray, distance: np.ndarray) -> pd.DataFrame:
     """The answer table of :func:`search_subject` for the given entry rows."""
     table = pd.DataFrame(
         {

@@ -5,7 +5,9 @@ After cross-validation, every subject of each fold is embedded by that fold's
 library. Retrieval is then scored fold by fold (the fold's test subjects query the fold's
 training subjects), for the learned features and for two raw-feature baselines: the
 connectivity upper triangle and the T1 on the 3D-CNN's grid, each z-scored with the
-gallery's statistics only.
+gallery's statistics only. The final models (trained on every subject) add every subject as
+gallery of fold :data:`~neurofusion.retrieval.library.FINAL_FOLD`, and themselves, so that
+``neurofusion retrieve --t1/--connectome`` can embed a new subject (:mod:`.new_subject`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import torch
 
 from neurofusion.bids.participants import load_participants
 from neurofusion.evaluation.figures import save_figure
@@ -32,8 +35,9 @@ from neurofusion.retrieval.evaluate import (
     retrieval_scores,
     summarise,
 )
-from neurofusion.retrieval.library import write_library
+from neurofusion.retrieval.library import FINAL_FOLD, write_library
 from neurofusion.retrieval.metrics import precision_at_k, recall_at_k
+from neurofusion.retrieval.new_subject import final_model_inputs
 from neurofusion.training.cohort import Cohort
 from neurofusion.training.splits import read_split
 
@@ -64,7 +68,7 @@ def _fold_sets(
             yield model, fold, table, queries.vectors, gallery.vectors, list(gallery.groups)
     raw = raw_features(cohort)
     for fold, split_file in enumerate(split_files):
-        split = read_split(split_file)
+        split = cohort.only_complete(read_split(split_file))
         test = (split["role"] == "test").to_numpy()
         query_rows = cohort.indices(split.loc[test, "participant_id"].tolist())
         gallery_rows = cohort.indices(split.loc[~test, "participant_id"].tolist())
@@ -97,6 +101,8 @@ def run_retrieval(
     participants_tsv: str | Path,
     outputs: Mapping[str, Path],
     k: int,
+    final_files: Mapping[str, str | Path] | None = None,
+    final_split: str | Path | None = None,
 ) -> pd.DataFrame:
     """Build the feature library and score retrieval; write :func:`retrieval_outputs`.
 
@@ -114,6 +120,10 @@ def run_retrieval(
         :func:`retrieval_outputs`.
     k : int
         Cut-off of precision@k and recall@k.
+    final_files : mapping, optional
+        ``{encoder: model.pt of its final model}``.
+    final_split : path, optional
+        The final models' split TSV (needed with ``final_files``).
 
     Returns
     -------
@@ -124,13 +134,24 @@ def run_retrieval(
     cohort = Cohort(cohort_dir)
     split_files = [Path(p) for p in split_files]
     participants = load_participants(participants_tsv, need_two_groups=False)
+    final_files = final_files or {}
+    blocks = [
+        (model, fold, path, split_files[fold])
+        for model, paths in model_files.items()
+        for fold, path in enumerate(paths)
+    ]
+    blocks += [(model, FINAL_FOLD, path, final_split) for model, path in final_files.items()]
+    inputs = final_model_inputs(cohort)
     write_library(
         outputs["library"],
         (
-            fold_library(model, fold, path, split_files[fold], cohort, participants)
-            for model, paths in model_files.items()
-            for fold, path in enumerate(paths)
+            fold_library(model, fold, path, split, cohort, participants)
+            for model, fold, path, split in blocks
         ),
+        {
+            model: (torch.load(path, map_location="cpu", weights_only=True), inputs)
+            for model, path in final_files.items()
+        },
     )
     scores, relevance = [], {}
     for name, fold, table, query, gallery, gallery_groups in _fold_sets(
@@ -169,7 +190,11 @@ def run_retrieval(
         outputs["provenance"],
         provenance_record(
             step="retrieval",
-            inputs=[*split_files, *(p for paths in model_files.values() for p in paths)],
+            inputs=[
+                *split_files,
+                *(p for paths in model_files.values() for p in paths),
+                *final_files.values(),
+            ],
             parameters={"k": k, "encoders": list(model_files)},
         ),
     )

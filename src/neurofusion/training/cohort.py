@@ -3,7 +3,8 @@
 The cohort folder (``<output_dir>/models/cohort``) holds
 
 * ``cohort.tsv``: one row per included subject (``participant_id``, ``group``, ``label``
-  1 for the positive group, ``index`` into the arrays), in participants-table order;
+  1 for the positive group, ``index`` into the arrays, and ``has_T1w`` / ``has_bold``, 1
+  when the subject has that modality), in participants-table order;
 * ``excluded.tsv``: the subjects left out and why (QC exclusions);
 * arrays (``.npy``, read memory-mapped), each present when its modality is:
   ``t1`` (n, X, Y, Z) brain-masked T1 z-scored per subject, ``gm`` (n, X, Y, Z) grey-matter
@@ -13,6 +14,12 @@ The cohort folder (``<output_dir>/models/cohort``) holds
   GLCM texture; ``timeseries.npz`` the AAL time series (one (T, 116) array per subject);
 * ``provenance.json``.
 
+A subject without one of the cohort's modalities (``input.missing_modality: keep``) has
+all-zero rows in that modality's arrays (and in ``maps``) and no entry in
+``timeseries.npz``; the models read only the rows a subject has
+(:meth:`Cohort.has`), and an all-zero input is what marks a modality as absent to the
+fusion network (:class:`~neurofusion.models.fusion.FusionNet`).
+
 Only per-subject operations happen here (resampling, a subject's own intensity
 normalisation, a subject's own texture quantisation), so nothing crosses folds.
 """
@@ -20,6 +27,7 @@ normalisation, a subject's own texture quantisation), so nothing crosses folds.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from functools import cached_property
@@ -238,6 +246,7 @@ def assemble_cohort(
     resolution_mm: float = 4.0,
     func_resolution_mm: int = 3,
     atlas: str = AAL_NAME,
+    subject_modalities: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Path]:
     """Build the cohort folder (see the module docstring) from the derivatives.
 
@@ -261,6 +270,9 @@ def assemble_cohort(
         ``res-`` entity of the fALFF and ReHo maps.
     atlas : str
         ``connectivity.atlas`` (the ``atlas-`` entity of the matrices read).
+    subject_modalities : mapping, optional
+        ``{participant_id: modalities it has}`` for subjects with only some of
+        ``modalities`` (``input.missing_modality: keep``); others have all of them.
 
     Returns
     -------
@@ -281,9 +293,10 @@ def assemble_cohort(
     cohort["label"] = (cohort["group"] == positive_group).astype(int)
     cohort["index"] = np.arange(len(cohort))
     subjects = list(cohort["participant_id"])
-    inputs = {
-        s: subject_inputs(deriv_root, s, modalities, func_resolution_mm, atlas) for s in subjects
-    }
+    has = _availability(subjects, modalities, subject_modalities or {})
+    for modality in modalities:
+        cohort[f"has_{modality}"] = [int(modality in has[s]) for s in subjects]
+    inputs = {s: subject_inputs(deriv_root, s, has[s], func_resolution_mm, atlas) for s in subjects}
     log.info("cohort: %d subjects (%d excluded by QC)", len(cohort), len(excluded))
     parameters = {
         "resolution_mm": resolution_mm,
@@ -292,24 +305,34 @@ def assemble_cohort(
     }
 
     if "T1w" in modalities:
-        first = inputs[subjects[0]]["mni_t1w"]
-        _, source_affine = _load_image(subjects[0], first, None)
+        with_t1 = [s for s in subjects if "T1w" in has[s]]
+        first = inputs[with_t1[0]]["mni_t1w"]
+        _, source_affine = _load_image(with_t1[0], first, None)
         source_shape = nib.load(str(first)).shape[:3]
         grid = (source_affine, source_shape)
         cnn_affine, cnn_shape = target_grid(source_affine, source_shape, resolution_mm)
-        parameters |= {"cnn_shape": list(cnn_shape), "cnn_affine": cnn_affine.tolist()}
+        parameters |= {
+            "source_shape": list(source_shape),
+            "source_affine": source_affine.tolist(),
+            "cnn_shape": list(cnn_shape),
+            "cnn_affine": cnn_affine.tolist(),
+        }
         labels = aal_on_grid(source_affine, source_shape)
         voxel_ml = float(abs(np.linalg.det(source_affine[:3, :3]))) / 1000.0
         features = []
 
         def anat_rows():
             for s in subjects:
+                if "T1w" not in has[s]:
+                    features.append(np.zeros(len(handcrafted_names())))
+                    yield 0.0, 0.0
+                    continue
                 t1, _ = _load_image(s, inputs[s]["mni_t1w"], grid)
                 mask, _ = _load_image(s, inputs[s]["mni_mask"], grid)
                 gm, _ = _load_image(s, inputs[s]["mni_probseg_GM"], grid)
                 features.append(handcrafted_features(t1, gm, mask, labels, voxel_ml))
                 yield (
-                    resample(zscore_within(t1, mask), source_affine, cnn_affine, cnn_shape),
+                    cnn_t1(t1, mask, source_affine, cnn_affine, cnn_shape),
                     resample(gm, source_affine, cnn_affine, cnn_shape),
                 )
 
@@ -321,14 +344,17 @@ def assemble_cohort(
             hand.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
 
     if "bold" in modalities:
-        names = list(read_fisherz(subjects[0], inputs[subjects[0]]["fisherz"]).columns)
+        with_bold = [s for s in subjects if "bold" in has[s]]
+        names = list(read_fisherz(with_bold[0], inputs[with_bold[0]]["fisherz"]).columns)
         parameters["regions"] = names
-        _write_npy(
-            [out["fc"]],
-            ((read_fisherz(s, inputs[s]["fisherz"], names).to_numpy(),) for s in subjects),
-            [(len(subjects), len(names), len(names))],
-        )
-        series = {s: read_timeseries(s, inputs[s]["timeseries"], len(names)) for s in subjects}
+
+        def fc_rows():
+            for s in subjects:
+                yield (read_fisherz(s, inputs[s]["fisherz"], names).to_numpy() if s in with_bold
+                       else 0.0,)  # fmt: skip
+
+        _write_npy([out["fc"]], fc_rows(), [(len(subjects), len(names), len(names))])
+        series = {s: read_timeseries(s, inputs[s]["timeseries"], len(names)) for s in with_bold}
         with atomic_path(out["timeseries"]) as tmp:
             np.savez(tmp, **series)
 
@@ -336,6 +362,9 @@ def assemble_cohort(
 
         def map_rows():
             for s in subjects:
+                if not {"T1w", "bold"} <= set(has[s]):
+                    yield (0.0,)
+                    continue
                 stack = []
                 for key in ("falff", "reho"):
                     data, affine = _load_image(s, inputs[s][key], None)
@@ -362,6 +391,36 @@ def assemble_cohort(
     return out
 
 
+def cnn_t1(
+    t1: np.ndarray,
+    mask: np.ndarray,
+    source_affine: np.ndarray,
+    cnn_affine: np.ndarray,
+    cnn_shape: Sequence[int],
+) -> np.ndarray:
+    """A subject's MNI T1 as the 3D CNN reads it: z-scored inside its brain mask, then
+    resampled (anti-aliased) onto the CNN grid; (X, Y, Z) float32."""
+    return resample(zscore_within(t1, mask), source_affine, cnn_affine, tuple(cnn_shape))
+
+
+def _availability(
+    subjects: Sequence[str], modalities: Sequence[str], partial: Mapping[str, Sequence[str]]
+) -> dict[str, list[str]]:
+    """Each subject's modalities among ``modalities``; NeurofusionError when a subject has
+    none, or when no subject has one of them."""
+    has = {s: [m for m in modalities if m in partial.get(s, modalities)] for s in subjects}
+    empty = [s for s in subjects if not has[s]]
+    if empty:
+        raise NeurofusionError(
+            f"{', '.join(empty)}: none of the cohort's modalities {list(modalities)}; "
+            "remove them from participants.tsv"
+        )
+    for modality in modalities:
+        if not any(modality in has[s] for s in subjects):
+            raise NeurofusionError(f"no subject has {modality}; remove it from input.modalities")
+    return has
+
+
 class Cohort:
     """Read access to a cohort folder; arrays are memory-mapped, loaded on first use.
 
@@ -375,6 +434,11 @@ class Cohort:
         self.root = Path(root)
         self.table = pd.read_csv(self.root / "cohort.tsv", sep="\t", dtype={"group": str})
 
+    @cached_property
+    def parameters(self) -> dict:
+        """The assembly's parameters (grids, regions, ...) from its ``provenance.json``."""
+        return json.loads((self.root / "provenance.json").read_text())["parameters"]
+
     @property
     def ids(self) -> np.ndarray:
         """(n,) participant_id, in array order."""
@@ -384,6 +448,34 @@ class Cohort:
     def labels(self) -> np.ndarray:
         """(n,) int labels, 1 = positive group."""
         return self.table["label"].to_numpy()
+
+    @property
+    def modalities(self) -> list[str]:
+        """The cohort's modalities (``T1w``, ``bold``), those with a ``has_`` column."""
+        return [c.removeprefix("has_") for c in self.table.columns if c.startswith("has_")]
+
+    def has(self, modality: str) -> np.ndarray:
+        """(n,) bool: which subjects have ``modality``, in array order."""
+        return self.table[f"has_{modality}"].to_numpy().astype(bool)
+
+    @property
+    def complete(self) -> np.ndarray:
+        """(n,) bool: subjects with every modality of the cohort."""
+        return np.logical_and.reduce([self.has(m) for m in self.modalities])
+
+    def only_complete(self, table: pd.DataFrame) -> pd.DataFrame:
+        """The rows of ``table`` (with ``participant_id``) whose subject is :attr:`complete`."""
+        keep = self.complete[self.indices(table["participant_id"].tolist())]
+        return table[keep].reset_index(drop=True)
+
+    @property
+    def subject_modalities(self) -> np.ndarray:
+        """(n,) str: each subject's modalities joined by ``+`` (``T1w+bold``, ``T1w``...)."""
+        names = self.modalities
+        flags = np.column_stack([self.has(m) for m in names])
+        return np.array(
+            ["+".join(m for m, f in zip(names, row, strict=True) if f) for row in flags]
+        )
 
     def array(self, name: str) -> np.ndarray:
         """A memory-mapped ``.npy`` array: ``t1``, ``gm``, ``fc`` or ``maps``."""
@@ -396,10 +488,10 @@ class Cohort:
         return table.drop(columns="participant_id").to_numpy(dtype=np.float64)
 
     @cached_property
-    def timeseries(self) -> list[np.ndarray]:
-        """Per-subject (T, 116) time series, in array order."""
+    def timeseries(self) -> list[np.ndarray | None]:
+        """Per-subject (T, 116) time series, in array order (None without BOLD)."""
         with np.load(self.root / ARRAY_FILES["timeseries"]) as data:
-            return [data[pid] for pid in self.ids]
+            return [data[pid] if pid in data.files else None for pid in self.ids]
 
     def indices(self, participant_ids: Sequence[str]) -> np.ndarray:
         """Array rows of the given participants."""

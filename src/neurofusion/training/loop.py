@@ -45,7 +45,10 @@ def seed_everything(seed: int, threads: int) -> None:
 class ChannelScaler:
     """Per-input standardisation with one mean and SD per input channel.
 
-    Fitted on the training subjects of a run only; applied to every subject.
+    Fitted on the training subjects of a run only; applied to every subject. A subject
+    whose input is all zeros (a modality it does not have, see
+    :mod:`~neurofusion.training.cohort`) is left out of the statistics and stays all
+    zeros after scaling, so the network still sees that the modality is absent.
 
     Attributes
     ----------
@@ -61,18 +64,25 @@ class ChannelScaler:
         """Fit on (n, C, ...) arrays of the training subjects."""
         means, stds = [], []
         for x in inputs:
+            x = np.asarray(x)[present(x)]
             axes = (0, *range(2, x.ndim))
+            if len(x) == 0:
+                means.append(np.zeros(x.shape[1], dtype=np.float32))
+                stds.append(np.ones(x.shape[1], dtype=np.float32))
+                continue
             means.append(np.asarray(x.mean(axis=axes, dtype=np.float64), dtype=np.float32))
             std = np.asarray(x.std(axis=axes, dtype=np.float64), dtype=np.float32)
             stds.append(np.where(std > 0, std, 1.0).astype(np.float32))
         return cls(means, stds)
 
     def transform(self, inputs: Sequence[np.ndarray]) -> list[torch.Tensor]:
-        """Standardised float32 tensors."""
+        """Standardised float32 tensors (absent subjects' rows stay zero)."""
         out = []
         for x, mean, std in zip(inputs, self.mean, self.std, strict=True):
             shape = (1, -1) + (1,) * (x.ndim - 2)
-            z = (np.asarray(x, dtype=np.float32) - mean.reshape(shape)) / std.reshape(shape)
+            x = np.asarray(x, dtype=np.float32)
+            z = (x - mean.reshape(shape)) / std.reshape(shape)
+            z[~present(x)] = 0.0
             out.append(torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32)))
         return out
 
@@ -86,6 +96,12 @@ class ChannelScaler:
         return cls(
             *([np.asarray(v, dtype=np.float32) for v in state[key]] for key in ("mean", "std"))
         )
+
+
+def present(x: np.ndarray) -> np.ndarray:
+    """(n,) bool: which rows of an (n, ...) input hold data (are not all zeros)."""
+    x = np.asarray(x)
+    return x.reshape(len(x), int(np.prod(x.shape[1:]))).any(axis=1)
 
 
 def class_weights(y: np.ndarray) -> torch.Tensor:

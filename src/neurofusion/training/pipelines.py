@@ -9,6 +9,10 @@ reference, classifier, early stopping, hyper-parameter search, stacker) records 
 Deep models (torch) train on the split's ``train`` subjects and stop early on its
 ``validation`` subjects. Linear models fit on the whole training fold (``train`` +
 ``validation``), choosing C by an inner stratified cross-validation on it.
+
+In a cohort where some subjects lack a modality, every model sees only the subjects it can
+use (:func:`usable`): a single-modality model those with its modality; ``fusion`` and
+``late_fusion`` every subject with at least one of theirs.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from neurofusion.models import CNN3D, BrainNetCNN, FusionNet
-from neurofusion.training.cohort import Cohort
+from neurofusion.training.cohort import ARRAY_MODALITIES, Cohort
 from neurofusion.training.features import upper_triangle
 from neurofusion.training.loop import predict_proba, train_network
 from neurofusion.training.settings import TrainSettings
@@ -136,6 +140,28 @@ class ModelSpec:
     branches: tuple[str, ...] = ()
     description: str = ""
 
+    @property
+    def modalities(self) -> list[str]:
+        """The modalities its arrays come from (``T1w``, ``bold``)."""
+        return sorted({m for array in self.arrays for m in ARRAY_MODALITIES[array]})
+
+
+def usable(name: str, cohort: Cohort) -> np.ndarray:
+    """(n,) bool: the cohort subjects model ``name`` can fit and score.
+
+    Fusion models (those with branches) take a subject with any of their modalities; the
+    others need all of theirs.
+    """
+    spec = MODELS[name]
+    flags = [cohort.has(m) for m in spec.modalities]
+    return np.logical_or.reduce(flags) if spec.branches else np.logical_and.reduce(flags)
+
+
+def usable_ids(name: str, cohort: Cohort, ids: Sequence[str]) -> list[str]:
+    """The participants of ``ids`` that model ``name`` can use (:func:`usable`), in order."""
+    keep = usable(name, cohort)
+    return [pid for pid, ok in zip(ids, keep[cohort.indices(ids)], strict=True) if ok]
+
 
 # --- deep models -------------------------------------------------------------------------
 
@@ -164,18 +190,51 @@ class _StackedChannels:
         return np.concatenate([self.t1[index][:, None], self.maps[index]], axis=1)
 
 
-def network_builder(name: str, cohort: Cohort) -> Callable[[], torch.nn.Module]:
-    """Factory of a fresh, untrained network of model ``name``."""
+def build_network(
+    name: str,
+    t1_shape: Sequence[int] | None = None,
+    n_regions: int | None = None,
+    map_channels: int = 0,
+    modality_dropout: float = 0.0,
+) -> torch.nn.Module:
+    """A fresh, untrained network of model ``name``.
+
+    Parameters
+    ----------
+    name : str
+        ``cnn3d``, ``brainnetcnn``, ``fusion`` or ``early_fusion``.
+    t1_shape : sequence of int, optional
+        (X, Y, Z) of the 3D-CNN grid (models with a T1 branch).
+    n_regions : int, optional
+        N of the N x N connectivity matrices (models with a connectivity branch).
+    map_channels : int
+        Voxel-wise BOLD maps stacked with the T1 (``early_fusion``).
+    modality_dropout : float
+        Of ``fusion`` (:class:`~neurofusion.models.FusionNet`).
+    """
     if name in ("cnn3d", "early_fusion"):
-        shape = cohort.array("t1").shape[1:]
-        channels = 1 if name == "cnn3d" else 1 + cohort.array("maps").shape[1]
-        return lambda: CNN3D(shape, in_channels=channels)
+        channels = 1 if name == "cnn3d" else 1 + map_channels
+        return CNN3D(tuple(t1_shape), in_channels=channels)
     if name == "brainnetcnn":
-        return lambda: BrainNetCNN(cohort.array("fc").shape[-1])
+        return BrainNetCNN(n_regions)
     if name == "fusion":
-        cnn, bnc = network_builder("cnn3d", cohort), network_builder("brainnetcnn", cohort)
-        return lambda: FusionNet(cnn(), bnc())
+        cnn = build_network("cnn3d", t1_shape)
+        return FusionNet(cnn, build_network("brainnetcnn", n_regions=n_regions), modality_dropout)
     raise KeyError(name)
+
+
+def network_builder(
+    name: str, cohort: Cohort, modality_dropout: float = 0.0
+) -> Callable[[], torch.nn.Module]:
+    """Factory of fresh networks of model ``name`` for the cohort's input shapes."""
+    shapes: dict[str, Any] = {}
+    if "T1w" in cohort.modalities:
+        shapes["t1_shape"] = cohort.array("t1").shape[1:]
+    if "bold" in cohort.modalities:
+        shapes["n_regions"] = cohort.array("fc").shape[-1]
+    if name == "early_fusion":
+        shapes["map_channels"] = cohort.array("maps").shape[1]
+    return lambda: build_network(name, modality_dropout=modality_dropout, **shapes)
 
 
 def _train_deep(
@@ -190,13 +249,17 @@ def _train_deep(
 ) -> tuple[np.ndarray, pd.DataFrame, dict]:
     """Train model ``name`` on ``train`` (early stopping on ``validation``); score ``apply``.
 
-    Returns the probabilities of ``apply``, the history and the artefact to save.
+    Subjects the model cannot use (:func:`usable`) are left out of training, and their
+    probability is NaN. Returns the probabilities of ``apply``, the history and the
+    artefact to save.
     """
+    train, validation = (usable_ids(name, fold.cohort, ids) for ids in (train, validation))
+    scored = usable_ids(name, fold.cohort, apply)
     inputs = deep_inputs(name, fold.cohort)
     rows = {key: fold.cohort.indices(ids) for key, ids in
-            (("train", train), ("validation", validation), ("apply", apply))}  # fmt: skip
+            (("train", train), ("validation", validation), ("apply", scored))}  # fmt: skip
     model, scaler, history = train_network(
-        network_builder(name, fold.cohort),
+        network_builder(name, fold.cohort, fold.settings.modality_dropout),
         [x[rows["train"]] for x in inputs],
         fold.labels[rows["train"]],
         [x[rows["validation"]] for x in inputs],
@@ -208,7 +271,8 @@ def _train_deep(
     log.record("input_scaling", train)
     log.record("network", train)
     log.record("early_stopping", validation)
-    probability = predict_proba(
+    probability = np.full(len(apply), np.nan)
+    probability[np.isin(apply, scored)] = predict_proba(
         model, scaler.transform([x[rows["apply"]] for x in inputs]), torch.device("cpu")
     )
     artefact = {"model": name, "state_dict": model.state_dict(), "scaler": scaler.state()}
@@ -275,7 +339,8 @@ def fit_late_fusion(fold: Fold, log: FitLog, branches: Mapping | None = None) ->
     set); its out-of-fold probabilities, as logits, train a logistic regression. The test
     subjects get the same transformation of the branches trained on the whole training fold:
     ``branches[name]`` = ``{"probability": {participant_id: p}, "fitted"}`` of the same fold,
-    or trained here when absent.
+    or trained here when absent. A subject without a branch's modality has logit 0 for it
+    (probability 0.5: no evidence either way), so the stacker scores it from the other.
     """
     settings = fold.settings
     training = fold.ids("train", "validation")
@@ -304,7 +369,7 @@ def fit_late_fusion(fold: Fold, log: FitLog, branches: Mapping | None = None) ->
     test_prob = np.zeros((len(test), len(names)))
     for j, name in enumerate(names):
         if branches and name in branches:
-            test_prob[:, j] = [branches[name]["probability"][pid] for pid in test]
+            test_prob[:, j] = [branches[name]["probability"].get(pid, np.nan) for pid in test]
             log.merge(name, branches[name]["fitted"])
         else:
             branch_log = FitLog()
@@ -314,10 +379,16 @@ def fit_late_fusion(fold: Fold, log: FitLog, branches: Mapping | None = None) ->
             )  # fmt: skip
             log.merge(name, branch_log.steps)
     stacker = LogisticRegression(class_weight="balanced")
-    stacker.fit(logit(np.clip(oof, EPS, 1 - EPS)), fold.labels[rows])
+    stacker.fit(_branch_logits(oof), fold.labels[rows])
     log.record("stacker", training)
-    probability = stacker.predict_proba(logit(np.clip(test_prob, EPS, 1 - EPS)))[:, 1]
+    probability = stacker.predict_proba(_branch_logits(test_prob))[:, 1]
     return FoldResult(probability, pd.concat(curves, ignore_index=True), stacker)
+
+
+def _branch_logits(probability: np.ndarray) -> np.ndarray:
+    """Logits of (n, branches) probabilities, clipped to [EPS, 1 - EPS]; NaN (a branch
+    without its modality) becomes 0."""
+    return np.nan_to_num(logit(np.clip(probability, EPS, 1 - EPS)), nan=0.0)
 
 
 # --- linear models -------------------------------------------------------------------------

@@ -1,10 +1,15 @@
 """The jobs of the models stage: cohort splits, one (model, fold), permutations.
 
 Outputs of a (model, fold) job, in ``<output_dir>/models/<model>/fold-<k>/``:
-``predictions.tsv`` (``subject``, ``fold``, ``label``, ``probability``, ``prediction``),
+``predictions.tsv`` (``subject``, ``fold``, ``label``, ``probability``, ``prediction``,
+``modalities`` the subject has, ``complete`` 1 when that is every modality of the cohort),
 ``history.tsv``, ``model.pt`` (torch) or ``model.joblib`` (scikit-learn) and
 ``provenance.json``, whose ``fitted`` field maps each fitting step to the participants
 it saw and whose ``split`` field lists the split's participants by role.
+
+The final models (fold :data:`FINAL`, in ``<output_dir>/models/<model>/final/``) are
+trained the same way on every subject (:func:`~neurofusion.training.splits.final_split`);
+they embed new subjects for retrieval and are not evaluated.
 """
 
 from __future__ import annotations
@@ -24,19 +29,37 @@ from neurofusion.errors import NeurofusionError
 from neurofusion.fileio import atomic_path, write_json
 from neurofusion.preprocessing.threads import limit_threads
 from neurofusion.provenance import provenance_record
-from neurofusion.training.cohort import ARRAY_MODALITIES, Cohort, cohort_outputs
-from neurofusion.training.pipelines import MODELS, FitLog, Fold
+from neurofusion.training.cohort import Cohort, cohort_outputs
+from neurofusion.training.pipelines import MODELS, FitLog, Fold, usable
 from neurofusion.training.settings import TrainSettings
-from neurofusion.training.splits import make_splits, read_split, split_seed, write_splits
+from neurofusion.training.splits import (
+    final_split,
+    make_splits,
+    read_split,
+    split_seed,
+    write_splits,
+)
 
 log = logging.getLogger(__name__)
+
+#: The fold name of the final models, trained on every subject.
+FINAL = "final"
+#: Seed key of the final models' training (the cross-validation folds use 0 .. K - 1).
+FINAL_SEED_KEY = 2**31 - 1
+
+
+def fold_key(fold: int | str) -> int:
+    """Integer seed key of a fold: k for split k, :data:`FINAL_SEED_KEY` for the final."""
+    return FINAL_SEED_KEY if fold == FINAL else int(fold)
 
 
 def fold_outputs(
     models_root: str | Path, model: str, fold: int | str, deep: bool | None = None
 ) -> dict[str, Path]:
-    """Files of one (model, fold) job; ``deep`` overrides the model's own (for wildcards)."""
-    return fold_files(Path(models_root) / model / f"fold-{fold}", model, deep)
+    """Files of one (model, fold) job; ``deep`` overrides the model's own (for wildcards).
+    ``fold`` :data:`FINAL`: the final model's, in ``<model>/final``."""
+    folder = FINAL if fold == FINAL else f"fold-{fold}"
+    return fold_files(Path(models_root) / model / folder, model, deep)
 
 
 def fold_files(folder: str | Path, model: str, deep: bool | None = None) -> dict[str, Path]:
@@ -54,7 +77,12 @@ def fold_files(folder: str | Path, model: str, deep: bool | None = None) -> dict
 
 def split_paths(splits_dir: str | Path, n_splits: int) -> list[Path]:
     """``fold-<k>.tsv`` of every split, k = 0 .. n_splits - 1."""
-    return [Path(splits_dir) / f"fold-{k}.tsv" for k in range(n_splits)]
+    return [split_file(splits_dir, k) for k in range(n_splits)]
+
+
+def split_file(splits_dir: str | Path, fold: int | str) -> Path:
+    """The split TSV of a fold: ``fold-<k>.tsv``, or ``final.tsv`` for :data:`FINAL`."""
+    return Path(splits_dir) / (f"{FINAL}.tsv" if fold == FINAL else f"fold-{fold}.tsv")
 
 
 def job_inputs(
@@ -76,7 +104,7 @@ def job_inputs(
     files = {"table": cohort["table"], **{a: cohort[a] for a in spec.arrays}}
     if fold is None:
         return files
-    files["split"] = Path(splits_dir) / f"fold-{fold}.tsv"
+    files["split"] = split_file(splits_dir, fold)
     if model == "late_fusion" or (model == "fusion" and fusion_init == "branches"):
         for name in spec.branches:
             for key, path in fold_outputs(models_root, name, fold).items():
@@ -98,8 +126,7 @@ def available_models(
     """
     out = {}
     for name in enabled:
-        needs = {m for array in MODELS[name].arrays for m in ARRAY_MODALITIES[array]}
-        missing = sorted(needs - set(modalities))
+        missing = sorted(set(MODELS[name].modalities) - set(modalities))
         out[name] = (
             f"needs {' and '.join(missing)}, absent from input.modalities" if missing else ""
         )
@@ -119,13 +146,25 @@ def create_splits(
     write_splits(make_splits(cohort.table, folds, repeats, seed, validation_fraction), paths)
 
 
-def _load_fold(cohort: Cohort, split_path: str | Path, settings: TrainSettings, k: int) -> Fold:
+def create_final_split(
+    cohort_dir: str | Path, path: str | Path, seed: int, validation_fraction: float
+) -> None:
+    """Write the final models' split (:func:`~neurofusion.training.splits.final_split`)."""
+    write_splits([final_split(Cohort(cohort_dir).table, seed, validation_fraction)], [path])
+
+
+def _load_fold(
+    cohort: Cohort, split_path: str | Path, settings: TrainSettings, k: int, model: str
+) -> Fold:
+    """Split ``k`` restricted to the subjects ``model`` can use (:func:`usable`)."""
     split = read_split(split_path)
     if set(split["participant_id"]) != set(cohort.ids):
         raise NeurofusionError(
             f"{split_path} lists other participants than the cohort table; the splits are "
             "stale: delete the models/splits folder and run again"
         )
+    keep = usable(model, cohort)[cohort.indices(split["participant_id"].tolist())]
+    split = split[keep].reset_index(drop=True)
     return Fold(cohort, split, cohort.labels, settings, split_seed(settings.seed, k))
 
 
@@ -155,7 +194,7 @@ def run_fold(
     model: str,
     cohort_dir: str | Path,
     split_path: str | Path,
-    fold: int,
+    fold: int | str,
     out: Mapping[str, str | Path],
     settings: TrainSettings,
     branch_dirs: Mapping[str, str | Path] | None = None,
@@ -169,8 +208,8 @@ def run_fold(
     cohort_dir : path
     split_path : path
         The split's TSV.
-    fold : int
-        Split index k (seeds the fold).
+    fold : int or str
+        Split index k (seeds the fold), or :data:`FINAL`.
     out : mapping
         ``predictions``, ``history``, ``model``, ``provenance`` paths.
     settings : TrainSettings
@@ -185,25 +224,28 @@ def run_fold(
     limit_threads(settings.threads)
     spec = MODELS[model]
     cohort = Cohort(cohort_dir)
-    data = _load_fold(cohort, split_path, settings, fold)
+    data = _load_fold(cohort, split_path, settings, fold_key(fold), model)
     branches = read_branches(model, branch_dirs) if branch_dirs else None
     fit_log = FitLog()
     sizes = [len(data.ids(role)) for role in ("train", "validation", "test")]
-    log.info("%s fold %d: %d train, %d validation, %d test", model, fold, *sizes)
+    log.info("%s fold %s: %d train, %d validation, %d test", model, fold, *sizes)
     result = spec.fit(data, fit_log, branches)
     test = data.ids("test")
-    labels = cohort.labels[cohort.indices(test)]
+    rows = cohort.indices(test)
     predictions = pd.DataFrame(
         {
             "subject": test,
             "fold": fold,
-            "label": labels,
+            "label": cohort.labels[rows],
             "probability": np.round(result.probability, 6),
             "prediction": (result.probability >= 0.5).astype(int),
+            "modalities": cohort.subject_modalities[rows],
+            "complete": cohort.complete[rows].astype(int),
         }
     )
-    accuracy = float((predictions["label"] == predictions["prediction"]).mean())
-    log.info("%s fold %d: test accuracy %.3f", model, fold, accuracy)
+    if len(predictions):
+        accuracy = float((predictions["label"] == predictions["prediction"]).mean())
+        log.info("%s fold %s: test accuracy %.3f", model, fold, accuracy)
     with atomic_path(out["predictions"]) as tmp:
         predictions.to_csv(tmp, sep="\t", index=False)
     with atomic_path(out["history"]) as tmp:
@@ -243,7 +285,8 @@ def permutation_scores(
     For each permutation the labels of the whole cohort are shuffled (seeded) and the
     entire pipeline (every fitting step, branch models included) reruns on every split of
     ``split_paths`` (one repeat of the K folds), scoring its out-of-fold predictions
-    against the shuffled labels.
+    against the shuffled labels, on the subjects with every modality (those the
+    evaluation's main table scores).
 
     Returns
     -------
@@ -259,11 +302,13 @@ def permutation_scores(
         labels = rng.permutation(cohort.labels)
         truth, prob = [], []
         for k, path in enumerate(split_paths):
-            fold = _load_fold(cohort, path, settings, k)
+            fold = _load_fold(cohort, path, settings, k, model)
             fold.labels, fold.seed = labels, split_seed(settings.seed, k, p)
             result = spec.fit(fold, FitLog(), None)
-            truth.append(labels[fold.index("test")])
-            prob.append(result.probability)
+            test = fold.index("test")
+            complete = cohort.complete[test]
+            truth.append(labels[test][complete])
+            prob.append(result.probability[complete])
         truth, prob = np.concatenate(truth), np.concatenate(prob)
         guess = (prob >= 0.5).astype(int)
         rows.append(

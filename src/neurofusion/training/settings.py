@@ -32,6 +32,9 @@ class TrainSettings:
     fusion_init : str
         ``branches``: start fusion from the fold's trained cnn3d and brainnetcnn;
         ``scratch``: from random weights.
+    modality_dropout : float
+        Probability that fusion training hides one modality of a subject (per step), so
+        that it scores subjects with only one (:class:`~neurofusion.models.FusionNet`).
     device : str
         ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
     threads : int
@@ -47,6 +50,7 @@ class TrainSettings:
     inner_folds: int = 3
     svm_c: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0)
     fusion_init: str = "branches"
+    modality_dropout: float = 0.2
     device: str = "auto"
     threads: int = 1
 

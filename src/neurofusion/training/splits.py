@@ -87,6 +87,26 @@ def make_splits(
     return splits
 
 
+def final_split(
+    cohort: pd.DataFrame, seed: int = 0, validation_fraction: float = 0.2
+) -> pd.DataFrame:
+    """The split of the final models: every subject trains (``train``), except a
+    stratified ``validation`` share for early stopping; no ``test`` role.
+
+    The final models embed new subjects for retrieval; the cross-validation splits, not
+    this one, measure how well models generalise.
+    """
+    groups = cohort["group"].to_numpy()
+    rows = np.arange(len(groups))
+    _, validation = train_test_split(
+        rows, test_size=validation_fraction, stratify=groups, random_state=split_seed(seed)
+    )
+    table = cohort[["participant_id", "group"]].copy().reset_index(drop=True)
+    table["role"] = "train"
+    table.loc[validation, "role"] = "validation"
+    return table
+
+
 def write_splits(splits: Sequence[pd.DataFrame], paths: Sequence[str | Path]) -> None:
     """Write each split to its TSV, atomically."""
     if len(splits) != len(paths):
@@ -97,12 +117,12 @@ def write_splits(splits: Sequence[pd.DataFrame], paths: Sequence[str | Path]) ->
 
 
 def read_split(path: str | Path) -> pd.DataFrame:
-    """Read a split TSV and check its roles."""
+    """Read a split TSV and check its roles (the final split has no ``test``)."""
     table = pd.read_csv(path, sep="\t", dtype=str)
     unknown = set(table["role"]) - set(ROLES)
-    if unknown or not {"train", "test"} <= set(table["role"]):
+    if unknown or "train" not in set(table["role"]):
         raise NeurofusionError(
-            f"{path}: roles must be {list(ROLES)} with train and test present; found "
+            f"{path}: roles must be {list(ROLES)} with train present; found "
             f"{sorted(set(table['role']))}. Delete the splits folder to make it again"
         )
     return table

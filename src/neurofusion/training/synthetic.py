@@ -71,6 +71,7 @@ def write_synthetic_cohort(
     seed: int = 0,
     n_volumes: int = 120,
     resolution_mm: int = 2,
+    missing: dict[str, str] | None = None,
 ) -> pd.DataFrame:
     """Write participants, derivatives and an empty QC exclusion list under ``root``.
 
@@ -89,6 +90,9 @@ def write_synthetic_cohort(
         Time points of each region time series (TR 2 s).
     resolution_mm : int
         Voxel size of the "MNI 2 mm" images (2 is the pipeline's; larger is faster).
+    missing : dict, optional
+        ``{participant_id: "T1w" or "bold"}``: the modality whose files that subject does
+        not get (as a subject scanned without it).
 
     Returns
     -------
@@ -127,10 +131,14 @@ def write_synthetic_cohort(
         rng = subject_rng(settings.seed, pid, "t1_noise")
         t1 = np.tensordot(T1_INTENSITY[:3], fractions, axes=1)
         t1 = (t1 + T1_NOISE * rng.standard_normal(t1.shape, dtype=np.float32)) * T1_SCALE
-        anat = anat_outputs(deriv, pid)
-        _save(anat["mni_t1w"], t1.astype(np.float32), affine)
-        _save(anat["mni_probseg_GM"], gm.astype(np.float32), affine)
-        _save(anat["mni_mask"], mask.astype(np.uint8), affine)
+        absent = (missing or {}).get(pid)
+        if absent != "T1w":
+            anat = anat_outputs(deriv, pid)
+            _save(anat["mni_t1w"], t1.astype(np.float32), affine)
+            _save(anat["mni_probseg_GM"], gm.astype(np.float32), affine)
+            _save(anat["mni_mask"], mask.astype(np.uint8), affine)
+        if absent == "bold":
+            continue
         signals = region_signals(settings, pid, group)
         series = signals.at(np.arange(n_volumes) * settings.tr_s)
         fisherz = np.arctanh(np.clip(np.corrcoef(series, rowvar=False), -0.999999, 0.999999))
@@ -139,8 +147,10 @@ def write_synthetic_cohort(
         with atomic_path(conn["timeseries"]) as tmp:
             pd.DataFrame(series, columns=names).to_csv(tmp, sep="\t", index=False)
         with atomic_path(conn["fisherz"]) as tmp:
-            table = pd.DataFrame(fisherz, index=pd.Index(names, name="region"), columns=names)
-            table.to_csv(tmp, sep="\t")
+            matrix = pd.DataFrame(fisherz, index=pd.Index(names, name="region"), columns=names)
+            matrix.to_csv(tmp, sep="\t")
+        if absent == "T1w":
+            continue
         func = func_outputs(deriv, pid)
         for key in ("falff", "reho"):
             noise = rng.standard_normal(func_shape, dtype=np.float32)
