@@ -9,11 +9,14 @@ are timed once (a fold takes minutes); linear ones ``repeats`` times (median).
 The whole cross-validation is extrapolated as ``folds x seconds per fold``, and the
 permutation tests as ``permutations x folds x seconds per fold`` (config defaults).
 
-Run: ``python benchmarks/bench_models.py [model ...]``; writes benchmarks/results/models.json.
+Run: ``python benchmarks/bench_models.py [model ...]``; writes benchmarks/results/models.json
+(the entries of models not named are kept from the previous run, so the slow deep models
+and the linear ones can be measured separately).
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import tempfile
 import time
@@ -21,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
-from common import measure, write_result
+from common import RESULTS, measure, write_result
 
 from neurofusion.training.cohort import assemble_cohort
 from neurofusion.training.pipelines import MODELS
@@ -38,7 +41,9 @@ def main(models: list[str]) -> None:
     config = yaml.safe_load((REPO / "config.yaml").read_text())["models"]
     settings = TrainSettings.from_config(config, threads=THREADS)
     folds = config["folds"]
-    results: dict = {"settings": settings.as_dict(), "folds": folds, "threads": THREADS}
+    previous = RESULTS / "models.json"
+    results: dict = json.loads(previous.read_text())["results"] if previous.is_file() else {}
+    results |= {"settings": settings.as_dict(), "folds": folds, "threads": THREADS}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         start = time.perf_counter()
@@ -77,8 +82,9 @@ def main(models: list[str]) -> None:
             results[model] = entry
             print(model, {k: round(v, 2) if isinstance(v, float) else v for k, v in entry.items()})
             write_result("models", results)
-    trained = [m for m in models if m in results]
+    trained = [m for m in MODELS if m in results]
     results["cv_minutes_all_models"] = sum(results[m]["cv_minutes"] for m in trained)
+    results["models_in_total"] = trained
     write_result("models", results)
 
 

@@ -3,6 +3,7 @@
 from neurofusion.evaluation.report import evaluation_outputs
 from neurofusion.training.cohort import cohort_outputs, subject_inputs
 from neurofusion.training.pipelines import MODELS
+from neurofusion.training.settings import TrainSettings
 from neurofusion.training.run import (
     available_models,
     fold_outputs,
@@ -11,6 +12,8 @@ from neurofusion.training.run import (
 )
 
 MODELS_CFG = config["models"]
+#: What the training jobs get as params (a change to these alone retrains).
+TRAINING = TrainSettings.training_entries(MODELS_CFG)
 MODELS_DIR = f"{OUT}/models"
 COHORT = f"{MODELS_DIR}/cohort"
 SPLITS = f"{MODELS_DIR}/splits"
@@ -145,7 +148,7 @@ rule train_deep:
         # models.device: cuda asks the scheduler for one GPU (Slurm: --gpus=1).
         gpu=int(MODELS_CFG["device"] == "cuda"),
     params:
-        models=MODELS_CFG,
+        models=TRAINING,
     script:
         "../scripts/models_train.py"
 
@@ -180,7 +183,7 @@ rule models_permutations:
         mem_mb=mem_mb(4000),
         runtime=1440,
     params:
-        models=MODELS_CFG,
+        models=TRAINING,
         n_permutations=lambda wildcards: PERMUTED[wildcards.model],
     script:
         "../scripts/models_permutations.py"

@@ -56,7 +56,7 @@ rule train_final:
         runtime=120,
         gpu=int(MODELS_CFG["device"] == "cuda"),
     params:
-        models=MODELS_CFG,
+        models=TRAINING,
     script:
         "../scripts/models_train.py"
 

@@ -9,11 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
+from conftest import REPO
 
 from neurofusion.evaluation.metrics import auc, metrics_with_intervals, wilson_interval
 from neurofusion.evaluation.stats import bootstrap_auc_difference, mcnemar_exact, permutation_p
 from neurofusion.models import CNN3D, E2E, BrainNetCNN, FusionNet
 from neurofusion.training.features import glcm_features, target_grid, upper_triangle
+from neurofusion.training.settings import TrainSettings
 from neurofusion.training.splits import make_splits
 
 
@@ -168,3 +171,15 @@ def test_glcm_of_a_checkerboard():
     contrast, homogeneity, energy, correlation = glcm_features(q, np.ones(q.shape, bool))
     assert 0 < contrast < 1 and 0 < homogeneity < 1 and energy > 0
     assert -1 <= correlation <= 1
+
+
+def test_training_params_leave_out_what_does_not_change_a_model():
+    """Rule params of the training jobs: raising the permutation or bootstrap count, or
+    the threads, must not retrain every model."""
+    models = yaml.safe_load((REPO / "config.yaml").read_text())["models"]
+    entries = TrainSettings.training_entries(models)
+    assert {"epochs", "lr", "seed", "modality_dropout", "fusion_init"} <= set(entries)
+    assert not {"permutations", "bootstrap", "enabled", "threads", "folds"} & set(entries)
+    assert TrainSettings.from_config(entries, threads=2) == TrainSettings.from_config(
+        models, threads=2
+    )

@@ -64,6 +64,14 @@ class TrainSettings:
             values["threads"] = int(threads)
         return cls(**values)
 
+    @classmethod
+    def training_entries(cls, models: Mapping[str, Any]) -> dict[str, Any]:
+        """The entries of the ``models:`` block that decide a training's result (the
+        fields of this class but ``threads``), for Snakemake rule params: changing the
+        others (permutations, bootstrap, enabled models, threads) retrains nothing."""
+        fields = {f.name for f in dataclasses.fields(cls)} - {"threads"}
+        return {k: v for k, v in models.items() if k in fields}
+
     def as_dict(self) -> dict[str, Any]:
         """JSON-serialisable copy."""
         return dataclasses.asdict(self)
