@@ -50,6 +50,12 @@ def final_model_inputs(cohort: Cohort) -> dict:
         keys += ["source_affine", "source_shape", "cnn_affine", "cnn_shape"]
     if "bold" in cohort.modalities:
         keys.append("regions")
+    missing = [key for key in keys if key not in cohort.parameters]
+    if missing:
+        raise NeurofusionError(
+            f"{cohort.root / 'provenance.json'} lacks {missing}: the cohort was assembled by "
+            f"an older neurofusion; delete {cohort.root} and run the workflow again"
+        )
     return {key: cohort.parameters[key] for key in keys}
 
 
