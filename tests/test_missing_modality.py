@@ -49,6 +49,12 @@ def test_scaler_leaves_absent_rows_out_and_zero():
     assert abs(float(z[[0, 2, 3, 5]].mean())) < 1e-5
 
 
+def test_cohort_of_an_older_version_is_named(tmp_path):
+    (tmp_path / "cohort.tsv").write_text("participant_id\tgroup\tlabel\tindex\nsub-1\tA\t1\t0\n")
+    with pytest.raises(NeurofusionError, match="older neurofusion; delete"):
+        Cohort(tmp_path)
+
+
 def _fusion(dropout: float) -> FusionNet:
     torch.manual_seed(0)
     return FusionNet(CNN3D((16, 16, 16)), BrainNetCNN(20), modality_dropout=dropout)

@@ -433,6 +433,11 @@ class Cohort:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self.table = pd.read_csv(self.root / "cohort.tsv", sep="\t", dtype={"group": str})
+        if not self.modalities:
+            raise NeurofusionError(
+                f"{self.root / 'cohort.tsv'} has no has_T1w / has_bold columns: it was "
+                f"assembled by an older neurofusion; delete {self.root} and run again"
+            )
 
     @cached_property
     def parameters(self) -> dict:
