@@ -5,7 +5,16 @@ rule group_qc:
     input:
         unpack(group_qc_inputs),
     output:
-        **{key: str(path) for key, path in group_qc_outputs(OUT).items()},
+        **{
+            key: (
+                report(
+                    str(path), caption=f"../report/qc/{key}.rst", category="Group QC"
+                )
+                if key in ("table", "exclusions", "qcfc_png")
+                else str(path)
+            )
+            for key, path in group_qc_outputs(OUT).items()
+        },
     log:
         f"{LOGS}/qc/group_qc.log",
     benchmark:

@@ -78,7 +78,15 @@ rule retrieval_library:
         ],
     output:
         **{
-            key: str(path)
+            key: (
+                report(
+                    str(path),
+                    caption=f"../report/retrieval/{key}.rst",
+                    category="Retrieval",
+                )
+                if key in ("summary", "figure")
+                else str(path)
+            )
             for key, path in retrieval_outputs(f"{OUT}/retrieval").items()
         },
     log:
