@@ -342,7 +342,7 @@ def test_new_subject_is_embedded_by_the_final_model(effect_cohort, effect_predic
     cropped = tmp_path / "cropped.nii.gz"
     img = nib.load(anat["mni_t1w"])
     nib.save(nib.Nifti1Image(np.asarray(img.dataobj)[:-1], img.affine), cropped)
-    with pytest.raises(InputError, match="has shape"):
+    with pytest.raises(InputError, match="differs from the cohort's"):
         embed_new_subject(out["library"], "cnn3d", cropped)
     other = tmp_path / "other_regions.tsv"
     matrix = pd.read_csv(fisherz, sep="\t", index_col=0)

@@ -28,6 +28,14 @@ from neurofusion.training.splits import read_split
 ENCODERS = {"cnn3d": 64, "brainnetcnn": 64, "fusion": 128}
 
 
+def restore(network: torch.nn.Module, artefact: Mapping) -> ChannelScaler:
+    """Load a saved ``model.pt``'s weights into ``network`` and switch it to evaluation mode
+    (dropout off, batch-norm running statistics); returns the saved input scaling."""
+    network.load_state_dict(artefact["state_dict"])
+    network.eval()
+    return ChannelScaler.from_state(artefact["scaler"])
+
+
 @torch.no_grad()
 def embed(
     model: str,
@@ -57,9 +65,7 @@ def embed(
         Shape (len(participant_ids), ENCODERS[model]), float32.
     """
     network = network_builder(model, cohort)()
-    network.load_state_dict(artefact["state_dict"])
-    network.eval()  # dropout off, batch-norm running statistics
-    scaler = ChannelScaler.from_state(artefact["scaler"])
+    scaler = restore(network, artefact)
     rows = cohort.indices(participant_ids)
     inputs = deep_inputs(model, cohort)
     batches = [
@@ -96,7 +102,7 @@ def fold_library(
     participants : pandas.DataFrame, optional
         participants.tsv, whose other columns become the entries' metadata.
     """
-    split = cohort.only_complete(read_split(split_file))
+    split = cohort.keep(read_split(split_file), cohort.complete)
     artefact = torch.load(model_file, map_location="cpu", weights_only=True)
     vectors = embed(model, artefact, cohort, split["participant_id"].tolist())
     return fold_entries(model, fold, split, vectors, participants)

@@ -246,7 +246,7 @@ def read_entries(path: str | Path, model: str, fold: int, role: str | None = Non
         raise ValueError(f"role must be one of {list(ROLES)}, got {role!r}")
     folds = library_folds(path, model)
     if fold == FINAL_FOLD:
-        read_final_model(path, model)  # names a library without the final model
+        _require_final_model(path, model)
     elif fold not in folds:
         raise NeurofusionError(
             f"{path}: model {model!r} has no fold {fold}; it has folds {folds}. "
@@ -323,19 +323,25 @@ def read_final_model(path: str | Path, model: str) -> tuple[dict, dict]:
     NeurofusionError
         No library, or no final model of ``model`` in it.
     """
+    _require_final_model(path, model)
     with _connect(path) as connection:
-        row = connection.execute(
+        blob, inputs = connection.execute(
             "SELECT artefact, inputs FROM final_models WHERE model = ?", (model,)
         ).fetchone()
+    artefact = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+    return artefact, json.loads(inputs)
+
+
+def _require_final_model(path: str | Path, model: str) -> None:
+    """NeurofusionError naming the stored final models unless ``model`` is one of them."""
+    with _connect(path) as connection:
         stored = [m for (m,) in connection.execute("SELECT model FROM final_models")]
-    if row is None:
+    if model not in stored:
         raise NeurofusionError(
             f"{path}: no final model {model!r} to embed new images with; the library holds "
             f"final models {sorted(stored)}. Choose one of them, or rebuild the library with "
             "`snakemake retrieval` (it trains the final models)"
         )
-    artefact = torch.load(io.BytesIO(row[0]), map_location="cpu", weights_only=True)
-    return artefact, json.loads(row[1])
 
 
 @contextlib.contextmanager

@@ -15,17 +15,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pandas as pd
 import torch
 
 from neurofusion import templates
-from neurofusion.errors import InputError, NeurofusionError
+from neurofusion.errors import NeurofusionError
+from neurofusion.retrieval.embed import restore
 from neurofusion.retrieval.library import FINAL_FOLD, read_entries, read_final_model
 from neurofusion.retrieval.search import nearest, neighbours_table
-from neurofusion.training.cohort import Cohort, cnn_t1, read_fisherz
-from neurofusion.training.loop import ChannelScaler
+from neurofusion.training.cohort import Cohort, cnn_t1, load_image, read_fisherz
 from neurofusion.training.pipelines import build_network
 
 #: Who a new subject is in messages.
@@ -59,20 +58,11 @@ def final_model_inputs(cohort: Cohort) -> dict:
     return {key: cohort.parameters[key] for key in keys}
 
 
-def _image_on_grid(path: str | Path, inputs: dict, what: str, fix: str) -> np.ndarray:
-    """A 3D image's data; InputError unless it lies on the cohort's MNI grid."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(NEW_SUBJECT, path, f"the {what} does not exist", fix)
-    img = nib.load(str(path))
-    shape = tuple(inputs["source_shape"])
-    if len(img.shape) != 3 or tuple(img.shape) != shape:
-        raise InputError(
-            NEW_SUBJECT, path, f"the {what} has shape {img.shape}, the cohort's grid {shape}", fix
-        )
-    if not np.allclose(img.affine, np.asarray(inputs["source_affine"]), atol=1e-3):
-        raise InputError(NEW_SUBJECT, path, f"the {what} is not on the cohort's MNI grid", fix)
-    return np.asarray(img.dataobj, dtype=np.float32)
+def _image_on_grid(path: str | Path, inputs: dict, fix: str) -> np.ndarray:
+    """A 3D image's data (:func:`~neurofusion.training.cohort.load_image`); InputError
+    unless it lies on the cohort's MNI grid."""
+    grid = (np.asarray(inputs["source_affine"]), tuple(inputs["source_shape"]))
+    return load_image(NEW_SUBJECT, Path(path), grid, fix, fix)[0]
 
 
 def prepare_t1(t1: str | Path, inputs: dict, mask: str | Path | None = None) -> np.ndarray:
@@ -95,7 +85,7 @@ def prepare_t1(t1: str | Path, inputs: dict, mask: str | Path | None = None) -> 
     numpy.ndarray
         (X, Y, Z) float32 on ``inputs["cnn_shape"]``.
     """
-    data = _image_on_grid(t1, inputs, "T1w image", _T1_FIX)
+    data = _image_on_grid(t1, inputs, _T1_FIX)
     if mask is None:
         brain = np.asarray(templates.mni_brain_mask(2).dataobj, dtype=np.float32)
         if brain.shape != data.shape:
@@ -103,7 +93,7 @@ def prepare_t1(t1: str | Path, inputs: dict, mask: str | Path | None = None) -> 
                 "the template's brain mask is not on the cohort's grid; give --mask"
             )
     else:
-        brain = _image_on_grid(mask, inputs, "brain mask", "give the mask of the same --t1")
+        brain = _image_on_grid(mask, inputs, "give the mask of the same --t1")
     return cnn_t1(
         data,
         brain,
@@ -169,9 +159,7 @@ def embed_new_subject(
     network = build_network(
         model, t1_shape=inputs.get("cnn_shape"), n_regions=len(inputs.get("regions", [])) or None
     )
-    network.load_state_dict(artefact["state_dict"])
-    network.eval()
-    scaler = ChannelScaler.from_state(artefact["scaler"])
+    scaler = restore(network, artefact)
     return network.features(*scaler.transform(arrays))[0].numpy().astype(np.float32)
 
 

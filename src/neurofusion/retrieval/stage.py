@@ -68,7 +68,7 @@ def _fold_sets(
             yield model, fold, table, queries.vectors, gallery.vectors, list(gallery.groups)
     raw = raw_features(cohort)
     for fold, split_file in enumerate(split_files):
-        split = cohort.only_complete(read_split(split_file))
+        split = cohort.keep(read_split(split_file), cohort.complete)
         test = (split["role"] == "test").to_numpy()
         query_rows = cohort.indices(split.loc[test, "participant_id"].tolist())
         gallery_rows = cohort.indices(split.loc[~test, "participant_id"].tolist())

@@ -128,25 +128,39 @@ def read_exclusions(path: str | Path | None) -> pd.DataFrame:
     return table[["participant_id", "reason"]]
 
 
-def _load_image(subject: str, path: Path, grid: tuple | None) -> tuple[np.ndarray, np.ndarray]:
-    """A 3D float32 image and its affine; InputError if missing or off the shared grid."""
+def load_image(
+    subject: str,
+    path: Path,
+    grid: tuple | None,
+    fix: str = "rerun the stage that writes it",
+    grid_fix: str = "every subject's MNI images must share one grid; rerun its preprocessing",
+) -> tuple[np.ndarray, np.ndarray]:
+    """A 3D float32 image and its affine.
+
+    Parameters
+    ----------
+    subject : str
+        Who the image belongs to (named in errors).
+    path : Path
+    grid : (affine, shape) or None
+        The grid the image must lie on (the cohort's MNI grid); None: any.
+    fix, grid_fix : str
+        The fix an error proposes: for a missing or non-3D image, for one off ``grid``.
+
+    Raises
+    ------
+    InputError
+        Missing, not 3D, or off ``grid``.
+    """
     if not path.is_file():
-        raise InputError(subject, path, "the file is missing", "rerun the stage that writes it")
+        raise InputError(subject, path, "the file is missing", fix)
     img = nib.load(str(path))
     data = np.asarray(img.dataobj, dtype=np.float32)
     if data.ndim != 3:
+        raise InputError(subject, path, f"expected a 3D image, got shape {data.shape}", fix)
+    if grid is not None and (data.shape != tuple(grid[1]) or not np.allclose(img.affine, grid[0])):
         raise InputError(
-            subject,
-            path,
-            f"expected a 3D image, got shape {data.shape}",
-            "rerun the stage that writes it",
-        )
-    if grid is not None and (data.shape != grid[1] or not np.allclose(img.affine, grid[0])):
-        raise InputError(
-            subject,
-            path,
-            f"image grid {data.shape} differs from the cohort's {grid[1]}",
-            "every subject's MNI images must share one grid; rerun its preprocessing",
+            subject, path, f"image grid {data.shape} differs from the cohort's {grid[1]}", grid_fix
         )
     return data, img.affine
 
@@ -307,7 +321,7 @@ def assemble_cohort(
     if "T1w" in modalities:
         with_t1 = [s for s in subjects if "T1w" in has[s]]
         first = inputs[with_t1[0]]["mni_t1w"]
-        _, source_affine = _load_image(with_t1[0], first, None)
+        _, source_affine = load_image(with_t1[0], first, None)
         source_shape = nib.load(str(first)).shape[:3]
         grid = (source_affine, source_shape)
         cnn_affine, cnn_shape = target_grid(source_affine, source_shape, resolution_mm)
@@ -327,9 +341,9 @@ def assemble_cohort(
                     features.append(np.zeros(len(handcrafted_names())))
                     yield 0.0, 0.0
                     continue
-                t1, _ = _load_image(s, inputs[s]["mni_t1w"], grid)
-                mask, _ = _load_image(s, inputs[s]["mni_mask"], grid)
-                gm, _ = _load_image(s, inputs[s]["mni_probseg_GM"], grid)
+                t1, _ = load_image(s, inputs[s]["mni_t1w"], grid)
+                mask, _ = load_image(s, inputs[s]["mni_mask"], grid)
+                gm, _ = load_image(s, inputs[s]["mni_probseg_GM"], grid)
                 features.append(handcrafted_features(t1, gm, mask, labels, voxel_ml))
                 yield (
                     cnn_t1(t1, mask, source_affine, cnn_affine, cnn_shape),
@@ -367,7 +381,7 @@ def assemble_cohort(
                     continue
                 stack = []
                 for key in ("falff", "reho"):
-                    data, affine = _load_image(s, inputs[s][key], None)
+                    data, affine = load_image(s, inputs[s][key], None)
                     on_grid = resample(data, affine, cnn_affine, cnn_shape)
                     stack.append(zscore_within(on_grid, on_grid != 0))
                 yield (np.stack(stack),)
@@ -468,10 +482,10 @@ class Cohort:
         """(n,) bool: subjects with every modality of the cohort."""
         return np.logical_and.reduce([self.has(m) for m in self.modalities])
 
-    def only_complete(self, table: pd.DataFrame) -> pd.DataFrame:
-        """The rows of ``table`` (with ``participant_id``) whose subject is :attr:`complete`."""
-        keep = self.complete[self.indices(table["participant_id"].tolist())]
-        return table[keep].reset_index(drop=True)
+    def keep(self, table: pd.DataFrame, flags: np.ndarray) -> pd.DataFrame:
+        """The rows of ``table`` (with ``participant_id``) whose subject's entry of the (n,)
+        bool ``flags`` (array order, e.g. :attr:`complete`) is true."""
+        return table[flags[self.indices(table["participant_id"].tolist())]].reset_index(drop=True)
 
     @property
     def subject_modalities(self) -> np.ndarray:

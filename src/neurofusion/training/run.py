@@ -53,13 +53,17 @@ def fold_key(fold: int | str) -> int:
     return FINAL_SEED_KEY if fold == FINAL else int(fold)
 
 
+def fold_name(fold: int | str) -> str:
+    """Name of a fold's folder and split file: ``fold-<k>``, or ``final``."""
+    return FINAL if fold == FINAL else f"fold-{fold}"
+
+
 def fold_outputs(
     models_root: str | Path, model: str, fold: int | str, deep: bool | None = None
 ) -> dict[str, Path]:
     """Files of one (model, fold) job; ``deep`` overrides the model's own (for wildcards).
     ``fold`` :data:`FINAL`: the final model's, in ``<model>/final``."""
-    folder = FINAL if fold == FINAL else f"fold-{fold}"
-    return fold_files(Path(models_root) / model / folder, model, deep)
+    return fold_files(Path(models_root) / model / fold_name(fold), model, deep)
 
 
 def fold_files(folder: str | Path, model: str, deep: bool | None = None) -> dict[str, Path]:
@@ -82,7 +86,7 @@ def split_paths(splits_dir: str | Path, n_splits: int) -> list[Path]:
 
 def split_file(splits_dir: str | Path, fold: int | str) -> Path:
     """The split TSV of a fold: ``fold-<k>.tsv``, or ``final.tsv`` for :data:`FINAL`."""
-    return Path(splits_dir) / (f"{FINAL}.tsv" if fold == FINAL else f"fold-{fold}.tsv")
+    return Path(splits_dir) / f"{fold_name(fold)}.tsv"
 
 
 def job_inputs(
@@ -163,8 +167,7 @@ def _load_fold(
             f"{split_path} lists other participants than the cohort table; the splits are "
             "stale: delete the models/splits folder and run again"
         )
-    keep = usable(model, cohort)[cohort.indices(split["participant_id"].tolist())]
-    split = split[keep].reset_index(drop=True)
+    split = cohort.keep(split, usable(model, cohort))
     return Fold(cohort, split, cohort.labels, settings, split_seed(settings.seed, k))
 
 
@@ -297,6 +300,7 @@ def permutation_scores(
     spec = MODELS[model]
     cohort = Cohort(cohort_dir)
     rng = np.random.default_rng(split_seed(settings.seed, 7919))
+    complete = cohort.complete
     rows = []
     for p in range(1, n_permutations + 1):
         labels = rng.permutation(cohort.labels)
@@ -306,9 +310,8 @@ def permutation_scores(
             fold.labels, fold.seed = labels, split_seed(settings.seed, k, p)
             result = spec.fit(fold, FitLog(), None)
             test = fold.index("test")
-            complete = cohort.complete[test]
-            truth.append(labels[test][complete])
-            prob.append(result.probability[complete])
+            truth.append(labels[test][complete[test]])
+            prob.append(result.probability[complete[test]])
         truth, prob = np.concatenate(truth), np.concatenate(prob)
         guess = (prob >= 0.5).astype(int)
         rows.append(
