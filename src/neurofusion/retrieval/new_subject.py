@@ -27,8 +27,8 @@ from neurofusion.retrieval.search import nearest, neighbours_table
 from neurofusion.training.cohort import Cohort, cnn_t1, load_image, read_fisherz
 from neurofusion.training.pipelines import build_network
 
-#: Who a new subject is in messages.
-NEW_SUBJECT = "new subject"
+#: Who a new subject is in error messages (InputError names subjects ``sub-<label>``).
+NEW_SUBJECT = "sub-new"
 #: Which images each encoder reads (fusion: at least one of them).
 INPUTS = {"cnn3d": ("t1",), "brainnetcnn": ("connectome",), "fusion": ("t1", "connectome")}
 _T1_FIX = "give the anat stage's *_space-MNI152NLin2009aSym_res-2_desc-preproc_T1w.nii.gz"
