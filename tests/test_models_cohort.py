@@ -33,6 +33,7 @@ from neurofusion.training.run import (
     FINAL,
     create_final_split,
     create_splits,
+    cross_validated_scores,
     fold_outputs,
     permutation_scores,
     run_fold,
@@ -184,6 +185,14 @@ def test_planted_effect_is_found(effect_cohort, effect_predictions):
     )
     observed = accuracy_interval(results["svm_gm"])[0]
     assert permutation_p(observed, null["accuracy"]) < 0.05
+    # In process, without permutation, the whole pipeline scores as the fold jobs did.
+    rerun = cross_validated_scores(
+        "svm_gm",
+        Cohort(effect_cohort / "models" / "cohort"),
+        split_paths(effect_cohort / "models" / "splits", FOLDS),
+        SETTINGS,
+    )
+    assert rerun["accuracy"] == pytest.approx(observed)
     out = evaluation_outputs(effect_cohort / "evaluation")
     evaluate(
         {

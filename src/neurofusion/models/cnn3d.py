@@ -68,10 +68,13 @@ class CNN3D(nn.Module):
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
         nn.init.xavier_normal_(self.out.weight)
+        # Channels-last 3D tensors: on 2 CPU threads a training step of a batch of 16 at
+        # the 4 mm grid took 0.45 s instead of 0.62 s, and scoring 0.10 s instead of 0.24 s.
+        self.blocks.to(memory_format=torch.channels_last_3d)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """(batch, C, X, Y, Z) -> (batch, 64) features (after the ReLU)."""
-        h = self.blocks(x).flatten(1)
+        h = self.blocks(x.contiguous(memory_format=torch.channels_last_3d)).flatten(1)
         return torch.relu(self.fc(self.dropout(h)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

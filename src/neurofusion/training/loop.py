@@ -148,6 +148,45 @@ def _loss_and_accuracy(
     return loss, accuracy
 
 
+def _train_epoch(
+    model: nn.Module,
+    inputs: Sequence[torch.Tensor],
+    y: torch.Tensor,
+    loss_fn: nn.Module,
+    optimiser: torch.optim.Optimizer,
+    device: torch.device,
+    batch_size: int,
+    generator: torch.Generator,
+) -> tuple[float, float]:
+    """One pass over the training set in a seeded random order.
+
+    Returns the loss and accuracy of the epoch's batches as they were trained (training
+    mode, before each step; batch losses weighted by batch size), as Keras and most
+    training logs report them. A second pass to score the training set in evaluation
+    mode would cost about a third of a 3D-CNN epoch (a batch of 16 on the 4 mm grid, 2
+    threads: 0.24 s to score against 0.62 s to train).
+    """
+    model.train()
+    order = torch.randperm(len(y), generator=generator)
+    total_loss, right, seen = 0.0, 0, 0
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        if len(idx) < 2:  # batch norm needs two samples
+            continue
+        optimiser.zero_grad()
+        logits = model(*(x[idx].to(device) for x in inputs))
+        target = y[idx].to(device)
+        loss = loss_fn(logits, target)
+        loss.backward()
+        optimiser.step()
+        total_loss += loss.item() * len(idx)
+        right += int((logits.argmax(dim=1) == target).sum())
+        seen += len(idx)
+    if seen == 0:
+        return float("nan"), float("nan")
+    return total_loss / seen, right / seen
+
+
 def train_network(
     build: Callable[[], nn.Module],
     train_inputs: Sequence[np.ndarray],
@@ -182,8 +221,9 @@ def train_network(
     scaler : ChannelScaler
         Input standardisation fitted on ``train_inputs``.
     history : pandas.DataFrame
-        Per epoch: ``epoch``, ``train_loss``, ``train_accuracy``, ``validation_loss``,
-        ``validation_accuracy``, ``best`` (1 on the kept epoch).
+        Per epoch: ``epoch``, ``train_loss`` and ``train_accuracy`` (of the epoch's
+        batches, in training mode), ``validation_loss`` and ``validation_accuracy`` (after
+        the epoch, in evaluation mode), ``best`` (1 on the kept epoch).
     """
     seed_everything(seed, settings.threads)
     device = select_device(settings.device)
@@ -204,18 +244,8 @@ def train_network(
     rows = []
     best_loss, best_state, waited = float("inf"), None, 0
     for epoch in range(1, settings.epochs + 1):
-        model.train()
-        order = torch.randperm(len(yt), generator=generator)
-        for start in range(0, len(order), settings.batch_size):
-            idx = order[start : start + settings.batch_size]
-            if len(idx) < 2:  # batch norm needs two samples
-                continue
-            optimiser.zero_grad()
-            logits = model(*(x[idx].to(device) for x in x_train))
-            loss_fn(logits, yt[idx].to(device)).backward()
-            optimiser.step()
-        train_loss, train_acc = _loss_and_accuracy(
-            model, x_train, yt, loss_fn, device, settings.batch_size
+        train_loss, train_acc = _train_epoch(
+            model, x_train, yt, loss_fn, optimiser, device, settings.batch_size, generator
         )
         val_loss, val_acc = _loss_and_accuracy(
             model, x_val, yv, loss_fn, device, settings.batch_size

@@ -276,6 +276,59 @@ def run_fold(
     return predictions
 
 
+def cross_validated_scores(
+    model: str,
+    cohort: Cohort,
+    split_paths: Sequence[str | Path],
+    settings: TrainSettings,
+    labels: np.ndarray | None = None,
+    permutation: int = 0,
+) -> dict[str, float]:
+    """Out-of-fold performance of ``model``'s whole pipeline over ``split_paths``.
+
+    Every split's model is fitted as its job would fit it (same seed when ``permutation``
+    is 0, so the probabilities are the job's), and scored on the subjects with every
+    modality (those the evaluation's main table scores).
+
+    Parameters
+    ----------
+    model : str
+    cohort : Cohort
+    split_paths : sequence of path
+        One repeat of the K folds.
+    settings : TrainSettings
+    labels : numpy.ndarray, optional
+        (n,) labels in cohort order to fit and score against (default: the cohort's).
+    permutation : int
+        Index of a label permutation; above 0 it also reseeds every fold's training.
+
+    Returns
+    -------
+    dict
+        ``balanced_accuracy``, ``accuracy`` (0-1) and ``auc``.
+    """
+    spec = MODELS[model]
+    labels = cohort.labels if labels is None else labels
+    complete = cohort.complete
+    truth, prob = [], []
+    for k, path in enumerate(split_paths):
+        fold = _load_fold(cohort, path, settings, k, model)
+        fold.labels = labels
+        if permutation:
+            fold.seed = split_seed(settings.seed, k, permutation)
+        result = spec.fit(fold, FitLog(), None)
+        test = fold.index("test")
+        truth.append(labels[test][complete[test]])
+        prob.append(result.probability[complete[test]])
+    truth, prob = np.concatenate(truth), np.concatenate(prob)
+    guess = (prob >= 0.5).astype(int)
+    return {
+        "balanced_accuracy": balanced_accuracy_score(truth, guess),
+        "accuracy": float((truth == guess).mean()),
+        "auc": roc_auc_score(truth, prob),
+    }
+
+
 def permutation_scores(
     model: str,
     cohort_dir: str | Path,
@@ -287,9 +340,7 @@ def permutation_scores(
 
     For each permutation the labels of the whole cohort are shuffled (seeded) and the
     entire pipeline (every fitting step, branch models included) reruns on every split of
-    ``split_paths`` (one repeat of the K folds), scoring its out-of-fold predictions
-    against the shuffled labels, on the subjects with every modality (those the
-    evaluation's main table scores).
+    ``split_paths`` (:func:`cross_validated_scores`), scored against the shuffled labels.
 
     Returns
     -------
@@ -297,31 +348,13 @@ def permutation_scores(
         ``permutation`` (1..n), ``balanced_accuracy``, ``accuracy``, ``auc``.
     """
     limit_threads(settings.threads)
-    spec = MODELS[model]
     cohort = Cohort(cohort_dir)
     rng = np.random.default_rng(split_seed(settings.seed, 7919))
-    complete = cohort.complete
     rows = []
     for p in range(1, n_permutations + 1):
         labels = rng.permutation(cohort.labels)
-        truth, prob = [], []
-        for k, path in enumerate(split_paths):
-            fold = _load_fold(cohort, path, settings, k, model)
-            fold.labels, fold.seed = labels, split_seed(settings.seed, k, p)
-            result = spec.fit(fold, FitLog(), None)
-            test = fold.index("test")
-            truth.append(labels[test][complete[test]])
-            prob.append(result.probability[complete[test]])
-        truth, prob = np.concatenate(truth), np.concatenate(prob)
-        guess = (prob >= 0.5).astype(int)
-        rows.append(
-            {
-                "permutation": p,
-                "balanced_accuracy": balanced_accuracy_score(truth, guess),
-                "accuracy": float((truth == guess).mean()),
-                "auc": roc_auc_score(truth, prob),
-            }
-        )
+        scores = cross_validated_scores(model, cohort, split_paths, settings, labels, p)
+        rows.append({"permutation": p, **scores})
         log.info("%s permutation %d/%d: %s", model, p, n_permutations, rows[-1])
     return pd.DataFrame(rows)
 

@@ -1,0 +1,92 @@
+"""How many subjects the deep models need: out-of-fold accuracy against cohort size.
+
+The demo cohort (issue 3: 16 subjects, sized for a short run) is also where the deep
+models must beat chance (issue 6). This measures what cohort size that takes. For each
+size, a synthetic cohort (:mod:`neurofusion.training.synthetic`: the simulator's planted
+effects, already in MNI space, so no preprocessing error; an optimistic bound for the
+workflow's own outputs) with the demo's run length is assembled at the default 4 mm CNN
+grid and split as the workflow splits it (10 folds, or one per subject of the smaller
+group when that is fewer); every model named is cross-validated with the default
+``models:`` settings of config.yaml and 2 threads, through
+:func:`~neurofusion.training.run.cross_validated_scores` (the fold jobs' seeds, so the
+numbers are the workflow's). One cohort per size: the accuracies carry the sampling
+noise of that many subjects (see the Wilson interval written beside each).
+
+Run: ``python benchmarks/model_power.py [N_PER_GROUP ...] [--models M ...]``; writes
+benchmarks/results/model_power.json (sizes not run keep their previous entries).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+from common import RESULTS, write_result
+
+from neurofusion.evaluation.metrics import wilson_interval
+from neurofusion.training.cohort import Cohort, assemble_cohort
+from neurofusion.training.run import create_splits, cross_validated_scores, split_paths
+from neurofusion.training.settings import TrainSettings
+from neurofusion.training.synthetic import write_synthetic_cohort
+
+REPO = Path(__file__).resolve().parents[1]
+THREADS = 2
+#: The demo preset's BOLD volumes after the dummies.
+DEMO_VOLUMES = 130
+
+
+def measure_size(n_per_group: int, models: list[str], config: dict) -> dict:
+    """Cross-validated scores of ``models`` on a synthetic cohort of ``n_per_group`` x 2."""
+    settings = TrainSettings.from_config(config, threads=THREADS)
+    folds = min(config["folds"], n_per_group)
+    entry: dict = {"subjects": 2 * n_per_group, "folds": folds}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        write_synthetic_cohort(
+            root, {"StD": n_per_group, "HC": n_per_group}, effect_size=2.0,
+            n_volumes=DEMO_VOLUMES,
+        )  # fmt: skip
+        cohort_dir = root / "models" / "cohort"
+        assemble_cohort(root / "rawdata" / "participants.tsv", root / "qc" / "exclusions.tsv",
+                        root / "derivatives", cohort_dir, "StD", ["T1w", "bold"],
+                        config["cnn_resolution_mm"])  # fmt: skip
+        splits = split_paths(root / "models" / "splits", folds)
+        create_splits(cohort_dir, splits, folds, 1, config["seed"], config["validation_fraction"])
+        cohort = Cohort(cohort_dir)
+        for model in models:
+            start = time.perf_counter()
+            scores = cross_validated_scores(model, cohort, splits, settings)
+            right = round(scores["accuracy"] * len(cohort.ids))
+            low, high = wilson_interval(right, len(cohort.ids))
+            entry[model] = {
+                **scores,
+                "accuracy_95": [low, high],
+                "cv_seconds": time.perf_counter() - start,
+            }
+            print(n_per_group, model, entry[model], flush=True)
+    return entry
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sizes", nargs="*", type=int, default=[8, 16, 24])
+    parser.add_argument("--models", nargs="+", default=["brainnetcnn", "cnn3d", "fusion"])
+    args = parser.parse_args()
+    config = yaml.safe_load((REPO / "config.yaml").read_text())["models"]
+    previous = RESULTS / "model_power.json"
+    results = json.loads(previous.read_text())["results"] if previous.is_file() else {}
+    results["settings"] = TrainSettings.from_config(config, threads=THREADS).as_dict()
+    results["effect_size"] = 2.0
+    results["n_volumes"] = DEMO_VOLUMES
+    by_size = results.setdefault("by_n_per_group", {})
+    for n in args.sizes:
+        by_size[str(n)] = measure_size(n, args.models, config)
+        write_result("model_power", results)
+
+
+if __name__ == "__main__":
+    main()
