@@ -8,6 +8,8 @@ from neurofusion.training.run import (
     available_models,
     fold_outputs,
     job_inputs,
+    permutation_chunks,
+    permutation_file,
     split_paths,
 )
 
@@ -36,12 +38,24 @@ MODEL_STATUS = available_models(
 )
 RUN_MODELS = [name for name, why in MODEL_STATUS.items() if not why]
 DEEP = [name for name in RUN_MODELS if MODELS[name].deep]
-PERMUTED = {
-    name: MODELS_CFG["permutations"][
-        "deep" if MODELS[name].deep or MODELS[name].branches else "linear"
+
+
+def permutation_kind(name):
+    return "deep" if MODELS[name].deep or MODELS[name].branches else "linear"
+
+
+# The label-permutation jobs of each model: {model: [file of permutations first-last]}.
+PERMUTATION_FILES = {
+    name: [
+        str(permutation_file(MODELS_DIR, name, first, last))
+        for first, last in permutation_chunks(
+            MODELS_CFG["permutations"][permutation_kind(name)],
+            MODELS_CFG["permutations_per_job"][permutation_kind(name)],
+        )
     ]
     for name in RUN_MODELS
 }
+PERMUTED = [name for name, files in PERMUTATION_FILES.items() if files]
 SINGLE_MODALITY = [
     name for name in RUN_MODELS if name not in ("fusion", "late_fusion", "early_fusion")
 ]
@@ -49,6 +63,8 @@ SINGLE_MODALITY = [
 
 wildcard_constraints:
     fold=r"\d+",
+    first=r"\d+",
+    last=r"\d+",
 
 
 rule models_cohort:
@@ -169,11 +185,11 @@ rule models_permutations:
         ),
         splits=[str(path) for path in split_paths(SPLITS, FOLDS)],
     output:
-        f"{MODELS_DIR}/{{model}}/permutations.tsv",
+        f"{MODELS_DIR}/{{model}}/permutations/{{first}}-{{last}}.tsv",
     log:
-        f"{LOGS}/models/{{model}}_permutations.log",
+        f"{LOGS}/models/{{model}}_permutations_{{first}}-{{last}}.log",
     benchmark:
-        f"{BENCH}/models/{{model}}_permutations.tsv"
+        f"{BENCH}/models/{{model}}_permutations_{{first}}-{{last}}.tsv"
     wildcard_constraints:
         model="|".join(MODELS),
     conda:
@@ -184,7 +200,6 @@ rule models_permutations:
         runtime=1440,
     params:
         models=TRAINING,
-        n_permutations=lambda wildcards: PERMUTED[wildcards.model],
     script:
         "../scripts/models_permutations.py"
 
@@ -211,11 +226,7 @@ rule evaluation_report:
             model=DEEP,
             fold=range(N_SPLITS),
         ),
-        permutations=[
-            f"{MODELS_DIR}/{name}/permutations.tsv"
-            for name, n in PERMUTED.items()
-            if n
-        ],
+        permutations=[path for files in PERMUTATION_FILES.values() for path in files],
     output:
         metrics=report(
             evaluation_outputs(EVALUATION)["metrics"],
@@ -274,7 +285,7 @@ rule evaluation_report:
         models=RUN_MODELS,
         deep=DEEP,
         folds=N_SPLITS,
-        permuted=[name for name, n in PERMUTED.items() if n],
+        permuted=PERMUTED,
         single_modality=SINGLE_MODALITY,
         skipped={name: why for name, why in MODEL_STATUS.items() if why},
         groups=lambda wildcards: sorted(

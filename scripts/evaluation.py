@@ -9,7 +9,7 @@ sm = snakemake  # noqa: F821 (injected by Snakemake)
 
 
 def by_model(paths, models):
-    """Group fold files by the model folder they sit in."""
+    """Group fold and permutation files by the model folder they sit in."""
     return {name: [p for p in paths if Path(p).parts[-3] == name] for name in models}
 
 
@@ -18,7 +18,7 @@ run_step(
     evaluate,
     predictions=by_model(sm.input.predictions, sm.params.models),
     histories=by_model(sm.input.histories, sm.params.deep),
-    permutations=dict(zip(sm.params.permuted, sm.input.permutations, strict=True)),
+    permutations=by_model(sm.input.permutations, sm.params.permuted),
     single_modality=sm.params.single_modality,
     skipped=sm.params.skipped,
     out=dict(sm.output.items()),

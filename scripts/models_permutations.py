@@ -1,4 +1,4 @@
-"""Snakemake adapter: label-permutation null distribution of one model."""
+"""Snakemake adapter: one range of a model's label-permutation null distribution."""
 
 from pathlib import Path
 
@@ -13,7 +13,7 @@ run_step(
     model=sm.wildcards.model,
     cohort_dir=Path(sm.input.table).parent,
     split_paths=list(sm.input.splits),
-    n_permutations=sm.params.n_permutations,
+    permutations=range(int(sm.wildcards.first), int(sm.wildcards.last) + 1),
     settings=TrainSettings.from_config(sm.params.models, threads=sm.threads),
     out=sm.output[0],
 )

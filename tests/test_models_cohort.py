@@ -35,8 +35,10 @@ from neurofusion.training.run import (
     create_splits,
     cross_validated_scores,
     fold_outputs,
-    permutation_scores,
+    permutation_chunks,
+    permutation_file,
     run_fold,
+    run_permutations,
     split_paths,
 )
 from neurofusion.training.settings import TrainSettings
@@ -175,14 +177,22 @@ def test_planted_effect_is_found(effect_cohort, effect_predictions):
         print(f"effect: {model} accuracy {accuracy:.3f} (95 % low {low:.3f})")
         if model != "cnn3d":  # 8 mm grid, 40 training subjects: the T1 branch is weak
             assert low > 0.5, model  # binomial evidence against chance at the 2.5 % level
-    # Label permutation through the whole pipeline (inner CV, scaling, feature selection).
-    null = permutation_scores(
-        "svm_gm",
-        effect_cohort / "models" / "cohort",
-        split_paths(effect_cohort / "models" / "splits", FOLDS),
-        20,
-        SETTINGS,
-    )
+    # Label permutation through the whole pipeline (inner CV, scaling, feature selection),
+    # in two jobs as the workflow runs them.
+    chunks = permutation_chunks(20, 12)
+    assert chunks == [(1, 12), (13, 20)]
+    null_files = [permutation_file(effect_cohort / "models", "svm_gm", *c) for c in chunks]
+    for (first, last), path in zip(chunks, null_files, strict=True):
+        run_permutations(
+            "svm_gm",
+            effect_cohort / "models" / "cohort",
+            split_paths(effect_cohort / "models" / "splits", FOLDS),
+            range(first, last + 1),
+            SETTINGS,
+            path,
+        )
+    null = pd.concat([pd.read_csv(path, sep="\t") for path in null_files])
+    assert null["permutation"].tolist() == list(range(1, 21))
     observed = accuracy_interval(results["svm_gm"])[0]
     assert permutation_p(observed, null["accuracy"]) < 0.05
     # In process, without permutation, the whole pipeline scores as the fold jobs did.
@@ -203,7 +213,7 @@ def test_planted_effect_is_found(effect_cohort, effect_predictions):
             m: [fold_outputs(effect_cohort / "models", m, k)["history"] for k in range(FOLDS)]
             for m in ("brainnetcnn", "fusion")
         },
-        {},
+        {"svm_gm": null_files},
         ["brainnetcnn", "svm_gm"],
         {"early_fusion": "needs T1w, absent from input.modalities"},
         out,
@@ -213,6 +223,8 @@ def test_planted_effect_is_found(effect_cohort, effect_predictions):
     assert all(path.is_file() for path in out.values())
     summary = out["summary"].read_text()
     assert "`early_fusion`: needs T1w" in summary and "fusion" in summary
+    tested = pd.read_csv(out["permutations"], sep="\t").set_index("model")
+    assert tested.loc["svm_gm", "permutations"] == 20 and tested.loc["svm_gm", "p"] < 0.05
     comparisons = pd.read_csv(out["comparisons"], sep="\t")
     assert comparisons["versus"].tolist() == ["brainnetcnn", "svm_gm"]
 

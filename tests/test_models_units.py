@@ -16,6 +16,7 @@ from neurofusion.evaluation.metrics import auc, metrics_with_intervals, wilson_i
 from neurofusion.evaluation.stats import bootstrap_auc_difference, mcnemar_exact, permutation_p
 from neurofusion.models import CNN3D, E2E, BrainNetCNN, FusionNet
 from neurofusion.training.features import glcm_features, target_grid, upper_triangle
+from neurofusion.training.run import permutation_chunks, permuted_labels
 from neurofusion.training.settings import TrainSettings
 from neurofusion.training.splits import make_splits
 
@@ -183,3 +184,17 @@ def test_training_params_leave_out_what_does_not_change_a_model():
     assert TrainSettings.from_config(entries, threads=2) == TrainSettings.from_config(
         models, threads=2
     )
+
+
+def test_permutation_jobs_cover_each_permutation_once():
+    assert permutation_chunks(5, 2) == [(1, 2), (3, 4), (5, 5)]
+    assert permutation_chunks(0, 2) == []
+    # Raising the count keeps every finished job's range but the last.
+    assert permutation_chunks(8, 2)[:2] == permutation_chunks(5, 2)[:2]
+    with pytest.raises(ValueError, match="per job"):
+        permutation_chunks(5, 0)
+    labels = np.array([0] * 10 + [1] * 10)
+    # A permutation's labels depend on its index only, not on the job that runs it.
+    assert np.array_equal(permuted_labels(labels, 0, 3), permuted_labels(labels, 0, 3))
+    assert not np.array_equal(permuted_labels(labels, 0, 3), permuted_labels(labels, 0, 4))
+    assert sorted(permuted_labels(labels, 0, 3)) == sorted(labels)

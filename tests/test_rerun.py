@@ -8,6 +8,7 @@ copies leave out nipype's working folders, which only a rerun of a job would rea
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -67,6 +68,19 @@ def test_adding_a_subject_plans_only_its_chain(copy):
 def test_changing_a_preprocessing_parameter_plans_every_affected_job(copy):
     smoother = {**TINY_COHORT, "preprocessing": {"func": {"denoise": {"fwhm_mm": 6.0}}}}
     assert _plan(copy, smoother) == {("func", s) for s in SUBJECTS} | {("preprocess", None)}
+
+
+def test_permutation_tests_run_as_jobs_of_ranges(copy):
+    """Each model's label permutations are split into jobs of ``permutations_per_job``."""
+    models = {
+        "enabled": ["brainnetcnn", "svm_connectivity"],
+        "permutations": {"linear": 5, "deep": 3},
+        "permutations_per_job": {"linear": 5, "deep": 2},
+    }
+    run = run_snakemake(copy, {**TINY_COHORT, "models": models}, "-n", "evaluation")
+    assert run.returncode == 0, run.stdout[-3000:]
+    planned = set(re.findall(r"models/(\w+)/permutations/(\d+-\d+)\.tsv", run.stdout))
+    assert planned == {("brainnetcnn", "1-2"), ("brainnetcnn", "3-3"), ("svm_connectivity", "1-5")}
 
 
 @pytest.mark.slow

@@ -109,7 +109,7 @@ def _interval(value: float, low: float, high: float, percent: bool = True) -> st
 def evaluate(
     predictions: Mapping[str, Sequence[str | Path]],
     histories: Mapping[str, Sequence[str | Path]],
-    permutations: Mapping[str, str | Path],
+    permutations: Mapping[str, Sequence[str | Path]],
     single_modality: Sequence[str],
     skipped: Mapping[str, str],
     out: Mapping[str, str | Path],
@@ -126,7 +126,8 @@ def evaluate(
     histories : mapping
         ``{model: [history.tsv of each fold]}`` of the deep models (learning curves).
     permutations : mapping
-        ``{model: permutations.tsv}`` (label-permutation null distributions).
+        ``{model: [TSV of each permutation job]}`` (label-permutation null
+        distributions, pooled over the model's jobs).
     single_modality : sequence of str
         Models that use one modality, compared with ``fusion`` when it ran.
     skipped : mapping
@@ -171,8 +172,8 @@ def evaluate(
         study.to_csv(tmp, sep="\t")
 
     perm_rows = []
-    for name, path in permutations.items():
-        null = pd.read_csv(path, sep="\t")
+    for name, paths in permutations.items():
+        null = pd.concat([pd.read_csv(path, sep="\t") for path in paths], ignore_index=True)
         observed = metrics.loc[
             (metrics.model == name) & (metrics.metric == "balanced_accuracy"), "value"
         ].iloc[0]

@@ -329,45 +329,81 @@ def cross_validated_scores(
     }
 
 
+#: Seed key of the label permutations (with the permutation's index).
+PERMUTATION_SEED_KEY = 7919
+
+
+def permutation_chunks(n_permutations: int, per_job: int) -> list[tuple[int, int]]:
+    """Permutations 1..n in jobs of ``per_job``: [(first, last), ...], both inclusive.
+
+    A job's range does not depend on ``n_permutations`` except for the last one, so raising
+    the count keeps the finished jobs' files.
+    """
+    if per_job < 1:
+        raise ValueError(f"permutations per job must be >= 1, got {per_job}")
+    return [
+        (first, min(first + per_job - 1, n_permutations))
+        for first in range(1, n_permutations + 1, per_job)
+    ]
+
+
+def permutation_file(models_dir: str | Path, model: str, first: int, last: int) -> Path:
+    """``<models_dir>/<model>/permutations/<first>-<last>.tsv``."""
+    return Path(models_dir) / model / "permutations" / f"{first}-{last}.tsv"
+
+
+def permuted_labels(labels: np.ndarray, seed: int, permutation: int) -> np.ndarray:
+    """The cohort's labels shuffled for permutation ``permutation`` (>= 1), from a seed of
+    its own, so that any range of permutations can run in any job."""
+    rng = np.random.default_rng(split_seed(seed, PERMUTATION_SEED_KEY, permutation))
+    return rng.permutation(labels)
+
+
 def permutation_scores(
     model: str,
     cohort_dir: str | Path,
     split_paths: Sequence[str | Path],
-    n_permutations: int,
+    permutations: Sequence[int],
     settings: TrainSettings,
 ) -> pd.DataFrame:
     """Label-permutation null distribution of ``model``'s cross-validated performance.
 
-    For each permutation the labels of the whole cohort are shuffled (seeded) and the
-    entire pipeline (every fitting step, branch models included) reruns on every split of
-    ``split_paths`` (:func:`cross_validated_scores`), scored against the shuffled labels.
+    For each permutation the labels of the whole cohort are shuffled
+    (:func:`permuted_labels`) and the entire pipeline (every fitting step, branch models
+    included) reruns on every split of ``split_paths`` (:func:`cross_validated_scores`),
+    scored against the shuffled labels.
+
+    Parameters
+    ----------
+    permutations : sequence of int
+        Indices (>= 1) of the permutations to run, e.g. ``range(1, 21)``.
 
     Returns
     -------
     pandas.DataFrame
-        ``permutation`` (1..n), ``balanced_accuracy``, ``accuracy``, ``auc``.
+        ``permutation``, ``balanced_accuracy``, ``accuracy``, ``auc``.
     """
     limit_threads(settings.threads)
     cohort = Cohort(cohort_dir)
-    rng = np.random.default_rng(split_seed(settings.seed, 7919))
     rows = []
-    for p in range(1, n_permutations + 1):
-        labels = rng.permutation(cohort.labels)
+    for p in permutations:
+        labels = permuted_labels(cohort.labels, settings.seed, p)
         scores = cross_validated_scores(model, cohort, split_paths, settings, labels, p)
         rows.append({"permutation": p, **scores})
-        log.info("%s permutation %d/%d: %s", model, p, n_permutations, rows[-1])
-    return pd.DataFrame(rows)
+        log.info("%s permutation %d (%d of %d): %s", model, p, len(rows), len(permutations),
+                 rows[-1])  # fmt: skip
+    return pd.DataFrame(rows, columns=["permutation", "balanced_accuracy", "accuracy", "auc"])
 
 
 def run_permutations(
     model: str,
     cohort_dir: str | Path,
     split_paths: Sequence[str | Path],
-    n_permutations: int,
+    permutations: Sequence[int],
     settings: TrainSettings,
     out: str | Path,
 ) -> None:
     """:func:`permutation_scores`, written to ``out`` (TSV)."""
-    table = permutation_scores(model, cohort_dir, split_paths, n_permutations, settings)
+    table = permutation_scores(model, cohort_dir, split_paths, permutations, settings)
     with atomic_path(out) as tmp:
         table.to_csv(tmp, sep="\t", index=False, float_format="%.6f")
