@@ -28,7 +28,8 @@ def run_step(log_path: str | Path, func: Callable[..., Any], /, **kwargs: Any) -
 
     The error's message (subject, file, fix) is written to the job's log and to stderr,
     without a traceback, so that Snakemake's ``--show-failed-logs`` shows the user what
-    to do. Any other exception is a bug and keeps its traceback. Under Slurm the log's
+    to do. Any other exception is a bug: its traceback goes to the log too, and it is
+    raised again. Under Slurm the log's
     first line names the job.
 
     Parameters
@@ -52,3 +53,8 @@ def run_step(log_path: str | Path, func: Callable[..., Any], /, **kwargs: Any) -
     except NeurofusionError as err:
         logging.getLogger("neurofusion").error("%s", err)
         raise SystemExit(1) from err
+    except Exception:
+        logging.getLogger("neurofusion").exception(
+            "unexpected error in %s (a bug: please report it with this log)", func.__name__
+        )
+        raise

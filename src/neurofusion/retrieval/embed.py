@@ -20,6 +20,7 @@ import torch
 
 from neurofusion.retrieval.library import Entries, fold_entries
 from neurofusion.training.cohort import Cohort
+from neurofusion.training.features import upper_triangle
 from neurofusion.training.loop import ChannelScaler
 from neurofusion.training.pipelines import deep_inputs, network_builder
 from neurofusion.training.splits import read_split
@@ -109,19 +110,20 @@ def fold_library(
 
 
 def raw_features(cohort: Cohort) -> dict[str, np.ndarray]:
-    """The raw-feature baselines, one row per cohort subject (array order).
+    """The raw-feature baselines of the cohort's modalities, one row per cohort subject
+    (array order).
 
     Returns
     -------
     dict
-        ``connectivity``: (n, N (N - 1) / 2) upper triangle of the Fisher-z matrices;
-        ``t1``: (n, voxels) the T1 on the 3D-CNN's grid (``models.cnn_resolution_mm``, 4 mm
-        by default), flattened.
+        ``connectivity`` (with BOLD): (n, N (N - 1) / 2) upper triangle of the Fisher-z
+        matrices; ``t1`` (with a T1w): (n, voxels) the T1 on the 3D-CNN's grid
+        (``models.cnn_resolution_mm``, 4 mm by default), flattened.
     """
-    fc = cohort.array("fc")
-    upper = np.triu_indices(fc.shape[-1], k=1)
-    t1 = cohort.array("t1")
-    return {
-        "connectivity": np.asarray(fc[:, upper[0], upper[1]], dtype=np.float64),
-        "t1": np.asarray(t1, dtype=np.float64).reshape(len(t1), -1),
-    }
+    features = {}
+    if "bold" in cohort.modalities:
+        features["connectivity"] = upper_triangle(np.asarray(cohort.array("fc"), np.float64))
+    if "T1w" in cohort.modalities:
+        t1 = cohort.array("t1")
+        features["t1"] = np.asarray(t1, dtype=np.float64).reshape(len(t1), -1)
+    return features
