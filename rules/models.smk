@@ -10,6 +10,7 @@ from neurofusion.training.run import (
     job_inputs,
     permutation_chunks,
     permutation_file,
+    permutation_kind,
     split_paths,
 )
 
@@ -38,12 +39,6 @@ MODEL_STATUS = available_models(
 )
 RUN_MODELS = [name for name, why in MODEL_STATUS.items() if not why]
 DEEP = [name for name in RUN_MODELS if MODELS[name].deep]
-
-
-def permutation_kind(name):
-    return "deep" if MODELS[name].deep or MODELS[name].branches else "linear"
-
-
 # The label-permutation jobs of each model: {model: [file of permutations first-last]}.
 PERMUTATION_FILES = {
     name: [

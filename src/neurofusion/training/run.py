@@ -333,6 +333,13 @@ def cross_validated_scores(
 PERMUTATION_SEED_KEY = 7919
 
 
+def permutation_kind(model: str) -> str:
+    """Which ``models.permutations`` count applies to ``model``: ``deep`` for the torch
+    models and those built on them (``late_fusion``), else ``linear``."""
+    spec = MODELS[model]
+    return "deep" if spec.deep or spec.branches else "linear"
+
+
 def permutation_chunks(n_permutations: int, per_job: int) -> list[tuple[int, int]]:
     """Permutations 1..n in jobs of ``per_job``: [(first, last), ...], both inclusive.
 
