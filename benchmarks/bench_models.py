@@ -24,11 +24,10 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
-from common import RESULTS, measure, write_result
+from common import RESULTS, assemble_synthetic, measure, split_synthetic, write_result
 
-from neurofusion.training.cohort import assemble_cohort
 from neurofusion.training.pipelines import MODELS
-from neurofusion.training.run import create_splits, fold_outputs, run_fold, split_paths
+from neurofusion.training.run import fold_outputs, run_fold
 from neurofusion.training.settings import TrainSettings
 from neurofusion.training.synthetic import write_synthetic_cohort
 
@@ -51,13 +50,9 @@ def main(models: list[str]) -> None:
         results["synthetic_cohort_s"] = time.perf_counter() - start
         cohort = root / "models" / "cohort"
         results["assemble_cohort"] = measure(
-            lambda: assemble_cohort(root / "rawdata" / "participants.tsv",
-                                    root / "qc" / "exclusions.tsv", root / "derivatives", cohort,
-                                    "StD", ["T1w", "bold"], config["cnn_resolution_mm"]),
-            repeats=1,
-        )  # fmt: skip
-        splits = split_paths(root / "models" / "splits", folds)
-        create_splits(cohort, splits, folds, 1, config["seed"], config["validation_fraction"])
+            lambda: assemble_synthetic(root, config["cnn_resolution_mm"]), repeats=1
+        )
+        splits = split_synthetic(root, folds, config)
         for model in models:
             spec = MODELS[model]
             out = fold_outputs(root / "models", model, 0)

@@ -12,6 +12,8 @@ from typing import Any
 
 from neurofusion.fileio import write_json
 from neurofusion.provenance import software_versions
+from neurofusion.training.cohort import assemble_cohort
+from neurofusion.training.run import create_splits, split_paths
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -50,3 +52,23 @@ def write_result(name: str, results: dict[str, Any]) -> Path:
         "results": results,
     }
     return write_json(RESULTS / f"{name}.json", record)
+
+
+def assemble_synthetic(root: Path, resolution_mm: float) -> Path:
+    """Assemble the models-stage cohort of a :func:`~neurofusion.training.synthetic.
+    write_synthetic_cohort` folder (both modalities, StD positive) on the CNN grid of
+    ``resolution_mm``; returns the cohort folder."""
+    cohort = root / "models" / "cohort"
+    assemble_cohort(root / "rawdata" / "participants.tsv", root / "qc" / "exclusions.tsv",
+                    root / "derivatives", cohort, "StD", ["T1w", "bold"],
+                    resolution_mm)  # fmt: skip
+    return cohort
+
+
+def split_synthetic(root: Path, folds: int, models: dict[str, Any]) -> list[Path]:
+    """Write ``folds`` split files of the assembled cohort under ``root`` as the workflow
+    does (one repeat, the ``models:`` block's seed and validation fraction)."""
+    splits = split_paths(root / "models" / "splits", folds)
+    create_splits(root / "models" / "cohort", splits, folds, 1, models["seed"],
+                  models["validation_fraction"])  # fmt: skip
+    return splits

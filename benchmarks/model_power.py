@@ -25,11 +25,11 @@ import time
 from pathlib import Path
 
 import yaml
-from common import RESULTS, write_result
+from common import RESULTS, assemble_synthetic, split_synthetic, write_result
 
 from neurofusion.evaluation.metrics import wilson_interval
-from neurofusion.training.cohort import Cohort, assemble_cohort
-from neurofusion.training.run import create_splits, cross_validated_scores, split_paths
+from neurofusion.training.cohort import Cohort
+from neurofusion.training.run import cross_validated_scores
 from neurofusion.training.settings import TrainSettings
 from neurofusion.training.synthetic import write_synthetic_cohort
 
@@ -50,13 +50,8 @@ def measure_size(n_per_group: int, models: list[str], config: dict) -> dict:
             root, {"StD": n_per_group, "HC": n_per_group}, effect_size=2.0,
             n_volumes=DEMO_VOLUMES,
         )  # fmt: skip
-        cohort_dir = root / "models" / "cohort"
-        assemble_cohort(root / "rawdata" / "participants.tsv", root / "qc" / "exclusions.tsv",
-                        root / "derivatives", cohort_dir, "StD", ["T1w", "bold"],
-                        config["cnn_resolution_mm"])  # fmt: skip
-        splits = split_paths(root / "models" / "splits", folds)
-        create_splits(cohort_dir, splits, folds, 1, config["seed"], config["validation_fraction"])
-        cohort = Cohort(cohort_dir)
+        cohort = Cohort(assemble_synthetic(root, config["cnn_resolution_mm"]))
+        splits = split_synthetic(root, folds, config)
         for model in models:
             start = time.perf_counter()
             scores = cross_validated_scores(model, cohort, splits, settings)
