@@ -39,6 +39,11 @@ from neurofusion.preprocessing.motion import (
 from neurofusion.preprocessing.resample import compose_to_reference, resample_series
 from neurofusion.preprocessing.slice_timing import correct_slice_timing, resolve_slice_times
 
+#: Suffix of the 4D series passed between nodes. Uncompressed: gzip level 1 of a demo run
+#: (67 x 79 x 64 x 130 float32, barely compressible) took 7.2 s to write and 1.6 s to read,
+#: against 0.08 s and 0.002 s for plain NIfTI; derivatives are still written gzipped.
+SERIES_SUFFIX = ".nii"
+
 
 def _save(img: nib.Nifti1Image, name: str) -> str:
     path = Path.cwd() / name
@@ -89,7 +94,7 @@ class LoadBold(SimpleInterface):
                 inputs.fallback_order,
             ).tolist()
         self._results.update(
-            bold_file=_save(img, "bold_nodummies.nii.gz"),
+            bold_file=_save(img, f"bold_nodummies{SERIES_SUFFIX}"),
             tr=float(sidecar["RepetitionTime"]),
             slice_times=times,
             slice_axis=axis,
@@ -123,7 +128,7 @@ class SliceTimingCorrection(SimpleInterface):
             self.inputs.slice_axis,
         )
         self._results["bold_file"] = _save(
-            nib.Nifti1Image(data, img.affine, img.header), "bold_stc.nii.gz"
+            nib.Nifti1Image(data, img.affine, img.header), f"bold_stc{SERIES_SUFFIX}"
         )
         return runtime
 
@@ -168,6 +173,7 @@ class _ResampleInputSpec(BaseInterfaceInputSpec):
         File(exists=True), mandatory=True, desc="output grid -> EPI reference, ANTs order"
     )
     static_invert = traits.List(traits.Bool, mandatory=True, desc="ANTs whichtoinvert")
+    num_threads = traits.Int(1, usedefault=True, nohash=True, desc="volumes sampled at once")
 
 
 class _ResampleOutputSpec(TraitedSpec):
@@ -191,10 +197,12 @@ class ResampleBold(SimpleInterface):
             Path.cwd() / "epi2target_",
         )
         poses = np.loadtxt(self.inputs.poses_file, ndmin=2).reshape(-1, 4, 4)
-        out = resample_series(nib.load(self.inputs.bold_file), target, poses, field)
+        out = resample_series(
+            nib.load(self.inputs.bold_file), target, poses, field, threads=self.inputs.num_threads
+        )
         mean = nib.Nifti1Image(np.asarray(out.dataobj).mean(axis=3), out.affine)
         self._results.update(
-            bold_file=_save(out, "bold_space-target.nii.gz"),
+            bold_file=_save(out, f"bold_space-target{SERIES_SUFFIX}"),
             boldref_file=_save(mean, "boldref_space-target.nii.gz"),
         )
         return runtime
@@ -310,7 +318,9 @@ class Denoise(SimpleInterface):
             kept = kept[table["framewise_displacement"].to_numpy() <= censor]
             clean = clean[..., kept]
         self._results.update(
-            bold_file=_save(nib.Nifti1Image(clean, img.affine, img.header), "bold_clean.nii.gz"),
+            bold_file=_save(
+                nib.Nifti1Image(clean, img.affine, img.header), f"bold_clean{SERIES_SUFFIX}"
+            ),
             falff_file=_save(nib.Nifti1Image(amplitude, img.affine), "falff.nii.gz"),
             kept_volumes=kept.tolist(),
         )

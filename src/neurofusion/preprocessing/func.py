@@ -20,6 +20,7 @@ from nipype.pipeline import engine as pe
 
 from neurofusion.preprocessing.anat_outputs import subject_label, t1w2mni_transforms
 from neurofusion.preprocessing.bold_interfaces import (
+    SERIES_SUFFIX,
     BoldMasks,
     CoregisterEpi,
     Denoise,
@@ -111,7 +112,9 @@ def _static_chain(t1w2mni, t1w2mni_invert, epi2t1w):
     return list(t1w2mni) + list(epi2t1w), list(t1w2mni_invert) + [False] * len(epi2t1w)
 
 
-def init_func_wf(subject: str, settings: FuncSettings, name: str = "func_wf") -> pe.Workflow:
+def init_func_wf(
+    subject: str, settings: FuncSettings, name: str = "func_wf", *, omp_nthreads: int = 1
+) -> pe.Workflow:
     """Build the functional workflow of one subject.
 
     Parameters
@@ -122,6 +125,8 @@ def init_func_wf(subject: str, settings: FuncSettings, name: str = "func_wf") ->
         Parameters.
     name : str
         Workflow name (the folder under nipype's base directory).
+    omp_nthreads : int
+        Threads that resample volumes in parallel (the result does not depend on it).
 
     Returns
     -------
@@ -191,7 +196,9 @@ def init_func_wf(subject: str, settings: FuncSettings, name: str = "func_wf") ->
         ),
         name="static_chain",
     )
-    resample = pe.Node(ResampleBold(), name="resample")
+    resample = pe.Node(
+        ResampleBold(num_threads=omp_nthreads), name="resample", n_procs=omp_nthreads
+    )
     masks = pe.Node(BoldMasks(), name="masks")
     fd = pe.Node(FramewiseDisplacement(parameter_source="SPM"), name="fd_power")
     compcor = pe.Node(
@@ -204,7 +211,7 @@ def init_func_wf(subject: str, settings: FuncSettings, name: str = "func_wf") ->
         ),
         name="acompcor",
     )
-    tsnr = pe.Node(TSNR(regress_poly=2), name="tsnr")
+    tsnr = pe.Node(TSNR(regress_poly=2, detrended_file=f"detrend{SERIES_SUFFIX}"), name="tsnr")
     gather = pe.Node(GatherConfounds(), name="confounds")
     clean = pe.Node(
         Denoise(
@@ -332,7 +339,7 @@ def run_func(
     # data processed in another folder gives byte-identical outputs.
     sources = [str(bold), *(str(anat[k]) for k in ("t1w_preproc", "t1w2mni_affine"))]
     anat = {key: Path(path).resolve() for key, path in anat.items()}
-    wf = init_func_wf(label, settings, name=f"func_sub_{label}_wf")
+    wf = init_func_wf(label, settings, name=f"func_sub_{label}_wf", omp_nthreads=threads)
     inputs = wf.inputs.inputnode
     inputs.bold_file = str(Path(bold).resolve())
     inputs.sidecar_file = str(Path(sidecar).resolve())
