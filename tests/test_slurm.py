@@ -72,7 +72,7 @@ def test_every_job_ran_under_slurm(cluster, slurm_run):
 
 
 def test_outputs_equal_the_local_run(slurm_run, tiny_preprocessed):
-    """Bit for bit: both runs use 2 threads per job, and the pipeline is deterministic.
+    """Bit for bit: both runs use the same threads per job, and the pipeline is deterministic.
 
     Every file of the Slurm run is compared with the local run's, which may hold more
     (later stages run in the shared local folder by other test modules).
