@@ -2,12 +2,13 @@
 
 Simulates one subject of the given preset (default ``paper``: T1 1 x 1 x 1.33 mm,
 256 x 256 x 144; BOLD 3 x 3 x 4.8 mm, 80 x 80 x 33, 240 + 10 volumes), converts it, then
-runs ``run_anat`` and ``run_func`` with 2 threads, each in a fresh process so that its
-peak resident memory is its own, ``repeats`` times (nipype's cache is cleared between
-repeats). Writes ``benchmarks/results/preprocess_<preset>.json``; the per-node times of
-the last run are included to show where the time goes.
+runs ``run_anat`` and ``run_func`` with ``threads`` threads (default 2), each in a fresh
+process so that its peak resident memory is its own, ``repeats`` times (nipype's cache is
+cleared between repeats). Writes ``benchmarks/results/preprocess_<preset>.json`` (2
+threads) or ``preprocess_<preset>_threads-<n>.json``; the per-node times of the last run
+are included to show where the time goes.
 
-Run: ``python benchmarks/bench_preprocess.py [preset] [repeats]``.
+Run: ``python benchmarks/bench_preprocess.py [preset] [repeats] [threads]``.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def _node_seconds(work: Path) -> dict[str, float]:
     return dict(sorted(out.items(), key=lambda item: -item[1]))
 
 
-def main(preset: str = "paper", repeats: int = 1) -> None:
+def main(preset: str = "paper", repeats: int = 1, threads: int = 2) -> None:
     """Simulate, convert, then time anat and func ``repeats`` times."""
     from neurofusion.dicom.convert import convert_subject
     from neurofusion.dicom.select import rules_from_config
@@ -84,12 +85,13 @@ def main(preset: str = "paper", repeats: int = 1) -> None:
             shutil.rmtree(root / "work", ignore_errors=True)
             stages = {
                 "anat": {"subject": label, "t1w": raw / "anat" / f"{pid}_T1w.nii.gz",
-                         "deriv_root": root / "deriv", "work_dir": root / "work", "threads": 2},
+                         "deriv_root": root / "deriv", "work_dir": root / "work",
+                         "threads": threads},
                 "func": {"subject": label, "bold": raw / "func" / f"{pid}_task-rest_bold.nii.gz",
                          "sidecar": raw / "func" / f"{pid}_task-rest_bold.json",
                          "anat": anat_outputs(root / "deriv", label),
                          "deriv_root": root / "deriv", "work_dir": root / "work",
-                         "settings": FuncSettings(), "threads": 2},
+                         "settings": FuncSettings(), "threads": threads},
             }  # fmt: skip
             for name, kwargs in stages.items():
                 seconds, peak = _timed(name, kwargs)
@@ -107,11 +109,16 @@ def main(preset: str = "paper", repeats: int = 1) -> None:
     }
     results["total_seconds_median"] = sum(r["seconds_median"] for r in results.values())
     results["preset"] = preset
-    results["threads"] = 2
+    results["threads"] = threads
     results["node_seconds_last_run"] = nodes
-    print(write_result(f"preprocess_{preset}", results))
+    suffix = "" if threads == 2 else f"_threads-{threads}"
+    print(write_result(f"preprocess_{preset}{suffix}", results))
 
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    main(args[0] if args else "paper", int(args[1]) if len(args) > 1 else 1)
+    main(
+        args[0] if args else "paper",
+        int(args[1]) if len(args) > 1 else 1,
+        int(args[2]) if len(args) > 2 else 2,
+    )

@@ -84,7 +84,7 @@ rule retrieval_library:
                     caption=f"../report/retrieval/{key}.rst",
                     category="Retrieval",
                 )
-                if key in ("summary", "figure")
+                if key in ("summary", "comparisons", "figure")
                 else str(path)
             )
             for key, path in retrieval_outputs(f"{OUT}/retrieval").items()
@@ -104,6 +104,8 @@ rule retrieval_library:
         encoders=RETRIEVAL_ENCODERS,
         n_splits=N_SPLITS,
         k=config["retrieval"]["k"],
+        bootstrap=MODELS_CFG["bootstrap"],
+        seed=MODELS_CFG["seed"],
     script:
         "../scripts/retrieval.py"
 

@@ -18,4 +18,6 @@ run_step(
     k=sm.params.k,
     final_files=dict(zip(sm.params.encoders, sm.input.final, strict=True)),
     final_split=sm.input.final_split,
+    n_boot=sm.params.bootstrap,
+    seed=sm.params.seed,
 )

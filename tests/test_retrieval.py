@@ -14,6 +14,8 @@ import pytest
 
 from neurofusion.errors import InputError, NeurofusionError
 from neurofusion.retrieval.evaluate import (
+    CLASS_PRIOR,
+    compare_maps,
     evaluate_library,
     raw_feature_scores,
     retrieval_scores,
@@ -189,6 +191,49 @@ def test_retrieval_scores_by_hand():
     np.testing.assert_allclose(scores["recall_at_k"], [1 / 3, 1 / 2])
     np.testing.assert_allclose(scores["ap"], [34 / 45, 3 / 4])
     np.testing.assert_allclose(scores["prior_ap"], [1 / 2 + 137 / 600, 1 / 4 + 3 * 137 / 1200])
+
+
+def _query_scores(features: str, ap: list[float], prior: list[float]) -> pd.DataFrame:
+    """Per-query scores of four queries (two per group, in two folds)."""
+    return pd.DataFrame(
+        {
+            "features": features,
+            "fold": [0, 0, 1, 1],
+            "participant_id": ["sub-1", "sub-2", "sub-3", "sub-4"],
+            "group": ["A", "B", "A", "B"],
+            "ap": ap,
+            "prior_ap": prior,
+        }
+    )
+
+
+def test_map_comparisons_pair_queries_and_bound_the_difference():
+    prior = [0.5, 0.5, 0.6, 0.6]
+    scores = pd.concat(
+        [
+            # listed in another order: pairing is by fold and participant, not by row
+            _query_scores("learned", [1.0, 0.9, 0.8, 0.7], prior).iloc[::-1],
+            _query_scores("raw", [0.8, 0.5, 0.8, 0.3], prior),
+            _query_scores("same", [1.0, 0.9, 0.8, 0.7], prior),
+        ]
+    )
+    table = compare_maps(scores, ["learned"], n_boot=500, seed=1).set_index("baseline")
+    assert sorted(table.index) == sorted(["raw", "same", CLASS_PRIOR])
+    # raw: differences 0.2, 0.4, 0, 0.4 -> 0.25; every resample is >= 0 and most > 0
+    row = table.loc["raw"]
+    assert math.isclose(row["map"], 0.85) and math.isclose(row["baseline_map"], 0.6)
+    assert math.isclose(row["difference"], 0.25) and row["n_queries"] == 4
+    assert 0.0 <= row["low"] <= 0.25 <= row["high"] <= 0.4
+    # prior: differences 0.5, 0.4, 0.2, 0.1 -> 0.3, all positive: the interval excludes 0
+    row = table.loc[CLASS_PRIOR]
+    assert math.isclose(row["difference"], 0.3) and row["low"] > 0 and row["p"] == 0.0
+    # identical scores: difference 0 in every resample, p = 1
+    row = table.loc["same"]
+    assert row["difference"] == row["low"] == row["high"] == 0.0 and row["p"] == 1.0
+    # same seed, same table
+    pd.testing.assert_frame_equal(
+        table, compare_maps(scores, ["learned"], n_boot=500, seed=1).set_index("baseline")
+    )
 
 
 def test_raw_feature_baseline_scales_with_gallery_only():

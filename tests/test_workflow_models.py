@@ -106,6 +106,13 @@ def test_retrieval_library_holds_every_fold_and_the_final_model(evaluated):
     # Retrieval is scored for the encoder and the raw features of the one modality.
     summary = pd.read_csv(work / "results" / "retrieval" / "summary.tsv", sep="\t")
     assert set(summary["features"]) == {"brainnetcnn", "raw_connectivity"}
+    comparisons = pd.read_csv(work / "results" / "retrieval" / "comparisons.tsv", sep="\t")
+    assert set(zip(comparisons["features"], comparisons["baseline"], strict=True)) == {
+        ("brainnetcnn", "raw_connectivity"),
+        ("brainnetcnn", "class_prior"),
+    }
+    assert (comparisons["low"] <= comparisons["difference"]).all()
+    assert (comparisons["difference"] <= comparisons["high"]).all()
 
 
 def test_more_permutations_plan_only_the_new_jobs(evaluated):

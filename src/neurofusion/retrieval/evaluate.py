@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn.preprocessing import StandardScaler
 
+from neurofusion.evaluation.metrics import stratified_bootstrap
 from neurofusion.retrieval.library import Entries, library_folds, read_entries
 from neurofusion.retrieval.metrics import (
     average_precision,
@@ -25,6 +26,8 @@ from neurofusion.retrieval.search import distances, ranking
 
 #: The per-query scores that :func:`summarise` averages (``ap`` becomes MAP).
 SCORES = ("precision_at_k", "recall_at_k", "ap", "prior_ap")
+#: Name of the class-prior baseline (a random ranking) in :func:`compare_maps`.
+CLASS_PRIOR = "class_prior"
 
 
 def ranked_relevance(
@@ -217,3 +220,72 @@ def summarise(scores: pd.DataFrame) -> pd.DataFrame:
     return summary.rename(columns={"ap": "map", "prior_ap": "prior_map"})[
         ["fold", "group", "n_queries", "precision_at_k", "recall_at_k", "map", "prior_map"]
     ]
+
+
+def compare_maps(
+    scores: pd.DataFrame,
+    learned: Sequence[str],
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Paired bootstrap of MAP(learned) - MAP(baseline) over the same queries.
+
+    Each learned feature set is compared with every other feature set of ``scores`` that
+    is not learned (the raw-feature baselines) and with the class prior (each query's
+    ``prior_ap``, the expected AP of a random ranking). Queries are paired by ``fold`` and
+    ``participant_id`` and resampled with replacement within each group, so "above the
+    baseline" and "within noise" have a stated interval.
+
+    Parameters
+    ----------
+    scores : pandas.DataFrame
+        Per-query scores with ``features``, ``fold``, ``participant_id``, ``group``,
+        ``ap`` and ``prior_ap`` (as the retrieval stage writes them).
+    learned : sequence of str
+        The feature sets to test (the encoders).
+    n_boot : int
+        Bootstrap resamples.
+    seed : int
+        Seed of the resampling.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (learned, baseline): ``features``, ``baseline``, ``n_queries``,
+        ``map``, ``baseline_map``, ``difference``, ``low``, ``high`` (95 % percentile
+        interval of the difference) and ``p`` (two-sided bootstrap p-value,
+        ``min(1, 2 min(P(d* <= 0), P(d* >= 0)))``, as for the AUC differences).
+    """
+    keys = ["fold", "participant_id"]
+    ap = scores.pivot_table(index=keys, columns="features", values="ap", sort=True)
+    first = scores.drop_duplicates(keys).set_index(keys).loc[ap.index]
+    ap[CLASS_PRIOR] = first["prior_ap"]
+    groups = first["group"].to_numpy()
+    baselines = [name for name in ap.columns if name not in learned]
+    rows = []
+    for name in learned:
+        for baseline in baselines:
+            pair = ap[[name, baseline]].dropna()
+            difference = (pair[name] - pair[baseline]).to_numpy()
+            values = stratified_bootstrap(
+                groups[ap.index.get_indexer(pair.index)],
+                lambda r, d=difference: d[r].mean(),
+                n_boot,
+                np.random.default_rng(seed),
+            )
+            low, high = np.percentile(values, [2.5, 97.5])
+            p = min(1.0, 2.0 * min(np.mean(values <= 0), np.mean(values >= 0)))
+            rows.append(
+                {
+                    "features": name,
+                    "baseline": baseline,
+                    "n_queries": len(pair),
+                    "map": pair[name].mean(),
+                    "baseline_map": pair[baseline].mean(),
+                    "difference": difference.mean(),
+                    "low": low,
+                    "high": high,
+                    "p": float(p),
+                }
+            )
+    return pd.DataFrame(rows)

@@ -29,6 +29,7 @@ from neurofusion.fileio import atomic_path, write_json
 from neurofusion.provenance import provenance_record
 from neurofusion.retrieval.embed import fold_library, raw_features
 from neurofusion.retrieval.evaluate import (
+    compare_maps,
     gallery_standardised,
     library_folds_entries,
     ranked_relevance,
@@ -49,6 +50,7 @@ def retrieval_outputs(folder: str | Path) -> dict[str, Path]:
         "library": folder / "library.sqlite",
         "scores": folder / "scores.tsv",
         "summary": folder / "summary.tsv",
+        "comparisons": folder / "comparisons.tsv",
         "figure": folder / "precision_recall.png",
         "provenance": folder / "retrieval_provenance.json",
     }
@@ -103,6 +105,8 @@ def run_retrieval(
     k: int,
     final_files: Mapping[str, str | Path] | None = None,
     final_split: str | Path | None = None,
+    n_boot: int = 2000,
+    seed: int = 0,
 ) -> pd.DataFrame:
     """Build the feature library and score retrieval; write :func:`retrieval_outputs`.
 
@@ -124,6 +128,8 @@ def run_retrieval(
         ``{encoder: model.pt of its final model}``.
     final_split : path, optional
         The final models' split TSV (needed with ``final_files``).
+    n_boot, seed : int
+        Resamples and seed of :func:`~neurofusion.retrieval.evaluate.compare_maps`.
 
     Returns
     -------
@@ -172,7 +178,8 @@ def run_retrieval(
         ignore_index=True,
     )  # fmt: skip
     summary = summary[["features", *summary.columns.drop("features")]]
-    for key, table in (("scores", scores), ("summary", summary)):
+    comparisons = compare_maps(scores, list(model_files), n_boot, seed)
+    for key, table in (("scores", scores), ("summary", summary), ("comparisons", comparisons)):
         with atomic_path(outputs[key]) as tmp:
             table.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
     curves = {}
@@ -195,7 +202,7 @@ def run_retrieval(
                 *(p for paths in model_files.values() for p in paths),
                 *final_files.values(),
             ],
-            parameters={"k": k, "encoders": list(model_files)},
+            parameters={"k": k, "encoders": list(model_files), "bootstrap": n_boot, "seed": seed},
         ),
     )
     return summary
