@@ -45,6 +45,9 @@ def collect(results: Path) -> dict:
         "metrics_value_low_high": table,
         "permutations": permutations.to_dict(orient="records"),
         "retrieval_overall": overall.drop(columns=["fold", "group"]).to_dict(orient="records"),
+        "retrieval_comparisons": pd.read_csv(
+            results / "retrieval" / "comparisons.tsv", sep="\t"
+        ).to_dict(orient="records"),
         "model_job_seconds_total": round(sum(jobs.values()), 1),
         "model_jobs": len(jobs),
     }
