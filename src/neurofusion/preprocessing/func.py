@@ -318,7 +318,7 @@ def run_func(
     settings : FuncSettings
         Parameters.
     threads : int
-        Threads for ITK and BLAS.
+        Threads for ITK, BLAS and the resampling of the volumes.
 
     Returns
     -------
