@@ -62,9 +62,26 @@ def bootstrap_auc_difference(
     values = values[np.isfinite(values)]
     if values.size == 0:
         return {"difference": observed, "low": math.nan, "high": math.nan, "p": math.nan}
+    return {"difference": observed, **bootstrap_difference_summary(values)}
+
+
+def bootstrap_difference_summary(values: np.ndarray) -> dict:
+    """95 % percentile interval and two-sided p of bootstrapped differences.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        (n_boot,) finite bootstrap values of a difference A - B.
+
+    Returns
+    -------
+    dict
+        ``low``, ``high`` (2.5th and 97.5th percentiles) and ``p``:
+        ``min(1, 2 min(P(d* <= 0), P(d* >= 0)))``.
+    """
     low, high = np.percentile(values, [2.5, 97.5])
     p = min(1.0, 2.0 * min(np.mean(values <= 0), np.mean(values >= 0)))
-    return {"difference": observed, "low": low, "high": high, "p": float(p)}
+    return {"low": low, "high": high, "p": float(p)}
 
 
 def permutation_p(observed: float, null: np.ndarray) -> float:

@@ -15,6 +15,7 @@ import pandas as pd
 from sklearn.preprocessing import StandardScaler
 
 from neurofusion.evaluation.metrics import stratified_bootstrap
+from neurofusion.evaluation.stats import bootstrap_difference_summary
 from neurofusion.retrieval.library import Entries, library_folds, read_entries
 from neurofusion.retrieval.metrics import (
     average_precision,
@@ -273,8 +274,6 @@ def compare_maps(
                 n_boot,
                 np.random.default_rng(seed),
             )
-            low, high = np.percentile(values, [2.5, 97.5])
-            p = min(1.0, 2.0 * min(np.mean(values <= 0), np.mean(values >= 0)))
             rows.append(
                 {
                     "features": name,
@@ -283,9 +282,7 @@ def compare_maps(
                     "map": pair[name].mean(),
                     "baseline_map": pair[baseline].mean(),
                     "difference": difference.mean(),
-                    "low": low,
-                    "high": high,
-                    "p": float(p),
+                    **bootstrap_difference_summary(values),
                 }
             )
     return pd.DataFrame(rows)
