@@ -95,8 +95,7 @@ def init_anat_wf(name: str = "anat_wf", *, seed: int = 0, omp_nthreads: int = 1)
     seed : int
         Random seed of every ANTs registration (metric sampling).
     omp_nthreads : int
-        ITK threads of the SyN registration and Atropos (child processes); the affine
-        registration uses one (see
+        ITK threads of Atropos (a child process); both registrations use one (see
         :data:`~neurofusion.preprocessing.brain_extraction.AFFINE_STAGES`) and the other
         ANTs nodes run in process with the threads set by
         :func:`~neurofusion.preprocessing.threads.limit_threads`. Also tells nipype's
@@ -123,7 +122,7 @@ def init_anat_wf(name: str = "anat_wf", *, seed: int = 0, omp_nthreads: int = 1)
     outputnode = pe.Node(niu.IdentityInterface(fields=list(OUTPUT_FIELDS)), name="outputnode")
     reorient = pe.Node(Reorient(), name="reorient")
     head_mask = pe.Node(HeadMask(), name="head_mask")
-    n4 = pe.Node(N4BiasFieldCorrection(), name="n4", n_procs=omp_nthreads)
+    n4 = pe.Node(N4BiasFieldCorrection(), name="n4")
     registration_copy = pe.Node(Downsample(spacing_mm=MNI_RESOLUTION), name="registration_copy")
     template = pe.Node(TemplateFiles(resolution=MNI_RESOLUTION), name="template")
     brain_wf = init_brain_extraction_wf(seed=seed, omp_nthreads=omp_nthreads)
