@@ -13,6 +13,7 @@ from nilearn.image import resample_to_img
 
 from neurofusion.atlas import aal_image
 from neurofusion.preprocessing.anat_outputs import anat_outputs
+from neurofusion.preprocessing.anat_quality import mean_label_dice
 from neurofusion.preprocessing.confounds import MOTION_COLUMNS
 from neurofusion.preprocessing.denoise import bandpass, detrend_linear
 from neurofusion.preprocessing.func import FuncSettings, run_func
@@ -43,14 +44,6 @@ def test_motion_estimates_match_the_truth(tiny_preprocessed, subject):
     assert np.sqrt((error[:, 3:] ** 2).mean()) <= 0.1  # degrees
 
 
-def _mean_dice(a: np.ndarray, b: np.ndarray) -> float:
-    scores = []
-    for label in np.unique(b[b > 0]):
-        x, y = a == label, b == label
-        scores.append(2 * (x & y).sum() / (x.sum() + y.sum()))
-    return float(np.mean(scores))
-
-
 @pytest.mark.parametrize("subject", SUBJECTS)
 def test_true_epi_labels_land_on_the_mni_atlas(tiny_preprocessed, subject):
     anat, func, truth = _paths(tiny_preprocessed, subject)
@@ -64,7 +57,7 @@ def test_true_epi_labels_land_on_the_mni_atlas(tiny_preprocessed, subject):
         interpolator="genericLabel",
     ).numpy()  # fmt: skip
     atlas = np.asarray(resample_to_img(aal_image(), grid, interpolation="nearest").dataobj)
-    assert _mean_dice(warped.round(), atlas) >= 0.7
+    assert mean_label_dice(warped.round(), atlas, np.unique(atlas[atlas > 0])) >= 0.7
 
 
 @pytest.mark.parametrize("subject", SUBJECTS)

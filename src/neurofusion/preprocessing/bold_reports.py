@@ -13,16 +13,11 @@ import numpy as np
 import pandas as pd
 from nilearn import plotting
 
+from neurofusion.preprocessing.anat_quality import dice
 from neurofusion.preprocessing.confounds import MOTION_COLUMNS
 
 #: FD (mm) above which a volume counts as high-motion in the QC summary.
 FD_THRESHOLD_MM = 0.5
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    """Dice overlap of two boolean arrays (1.0 when both are empty)."""
-    total = a.sum() + b.sum()
-    return float(2 * (a & b).sum() / total) if total else 1.0
 
 
 def func_qc(
