@@ -30,6 +30,7 @@ from neurofusion.preprocessing.bold_reports import (
 from neurofusion.preprocessing.boldmaps import falff, reho
 from neurofusion.preprocessing.confounds import confounds_table, dvars, select_confounds
 from neurofusion.preprocessing.denoise import denoise_series, to_image
+from neurofusion.preprocessing.image_interfaces import save_downsampled
 from neurofusion.preprocessing.masks import bold_masks
 from neurofusion.preprocessing.motion import (
     framewise_displacement_jenkinson,
@@ -367,6 +368,9 @@ class _CoregisterInputSpec(BaseInterfaceInputSpec):
     boldref_file = File(exists=True, mandatory=True, desc="native EPI reference volume")
     t1w_file = File(exists=True, mandatory=True, desc="bias-corrected T1w")
     t1w_mask = File(exists=True, mandatory=True, desc="T1w brain mask")
+    t1w_spacing_mm = traits.Float(
+        2.0, usedefault=True, desc="the T1w brain is registered on a grid no finer than this"
+    )
     seed = traits.Int(0, usedefault=True)
 
 
@@ -385,6 +389,13 @@ class CoregisterEpi(SimpleInterface):
     one session in one scanner space, so the search starts from the identity rather than
     from the centres of mass, which differ between a partial EPI field of view and a
     whole-head T1w.
+
+    The T1w brain is registered on a copy no finer than ``t1w_spacing_mm`` (2 mm,
+    :func:`~neurofusion.preprocessing.image_interfaces.downsample`): the EPI has 3 mm
+    voxels, and on the study's 1 mm T1w the full-resolution level took 43 of the 119 s of
+    a subject's functional workflow. On three demo subjects (1.6 mm T1w) the 2 mm copy
+    moved the brain by 0.03-0.12 mm RMS against the full-resolution transform, in 7 s
+    instead of 10 s.
     """
 
     input_spec = _CoregisterInputSpec
@@ -395,8 +406,7 @@ class CoregisterEpi(SimpleInterface):
         t1w = nib.load(self.inputs.t1w_file)
         mask = np.asarray(nib.load(self.inputs.t1w_mask).dataobj) > 0
         brain = nib.Nifti1Image(np.asarray(t1w.dataobj, dtype=np.float32) * mask, t1w.affine)
-        brain_file = str(cwd / "t1w_brain.nii.gz")
-        brain.to_filename(brain_file)
+        brain_file = save_downsampled(brain, self.inputs.t1w_spacing_mm, cwd / "t1w_brain.nii.gz")
         identity = str(cwd / "identity.mat")
         ants.write_transform(ants.create_ants_transform(dimension=3), identity)
         registration = Registration(

@@ -96,6 +96,53 @@ class HeadMask(SimpleInterface):
         return runtime
 
 
+def downsample(img: nib.Nifti1Image, spacing_mm: float):
+    """Registration copy of a 3D image: Gaussian anti-aliasing, then linear resampling.
+
+    Axes finer than ``spacing_mm`` are smoothed with a Gaussian of FWHM
+    ``sqrt(spacing_mm**2 - voxel**2)`` and resampled to ``spacing_mm``; coarser axes are
+    left alone. The transforms estimated on the copy live in world coordinates and apply
+    unchanged to the full-resolution image.
+
+    Parameters
+    ----------
+    img : nibabel.Nifti1Image
+        3D image, voxel sizes in mm.
+    spacing_mm : float
+        Finest voxel size (mm) of the copy.
+
+    Returns
+    -------
+    ants.ANTsImage or None
+        The copy (float32), or None when no axis is finer than ``spacing_mm`` (use
+        ``img`` as it is).
+    """
+    import ants
+
+    zooms = np.asarray(img.header.get_zooms()[:3], dtype=float)
+    target = np.maximum(zooms, spacing_mm)
+    if np.allclose(target, zooms):
+        return None
+    fwhm = np.sqrt(target**2 - zooms**2)
+    sigma = fwhm / np.sqrt(8 * np.log(2)) / zooms
+    smooth = ndi.gaussian_filter(img.get_fdata(dtype=np.float32), sigma)
+    image = ants.from_nibabel_nifti(nib.Nifti1Image(smooth, img.affine, img.header))
+    return ants.resample_image(image, tuple(target), False, 0)
+
+
+def save_downsampled(img: nib.Nifti1Image, spacing_mm: float, path: str | Path) -> str:
+    """Write :func:`downsample` of ``img`` to ``path`` (``img`` itself when nothing is
+    finer than ``spacing_mm``); returns ``path`` as a string."""
+    import ants
+
+    copy = downsample(img, spacing_mm)
+    if copy is None:
+        nib.save(img, str(path))
+    else:
+        ants.image_write(copy, str(path))
+    return str(path)
+
+
 class _DownsampleInputSpec(BaseInterfaceInputSpec):
     in_file = File(exists=True, mandatory=True, desc="3D image")
     spacing_mm = traits.Float(2.0, usedefault=True, desc="minimum voxel size of the copy")
@@ -106,34 +153,19 @@ class _DownsampleOutputSpec(TraitedSpec):
 
 
 class Downsample(SimpleInterface):
-    """Registration copy of an image: Gaussian anti-aliasing, then linear resampling.
+    """Registration copy of an image (:func:`downsample`).
 
-    Axes finer than ``spacing_mm`` are smoothed with a Gaussian of FWHM
-    ``sqrt(spacing_mm**2 - voxel**2)`` and resampled to ``spacing_mm``; coarser axes are
-    left alone. The registrations run on the 2 mm template grid, so a 1 mm moving image
-    only costs time (ANTs smooths and interpolates it at every level); the transforms
-    live in world coordinates and apply unchanged to the full-resolution image.
+    The registrations run on the 2 mm template grid, so a 1 mm moving image only costs
+    time (ANTs smooths and interpolates it at every level).
     """
 
     input_spec = _DownsampleInputSpec
     output_spec = _DownsampleOutputSpec
 
     def _run_interface(self, runtime):
-        import ants
-
-        img = nib.load(self.inputs.in_file)
-        zooms = np.asarray(img.header.get_zooms()[:3], dtype=float)
-        target = np.maximum(zooms, self.inputs.spacing_mm)
         out = Path(runtime.cwd) / "downsampled.nii.gz"
-        if np.allclose(target, zooms):
-            nib.save(img, str(out))
-        else:
-            fwhm = np.sqrt(target**2 - zooms**2)
-            sigma = fwhm / np.sqrt(8 * np.log(2)) / zooms
-            smooth = ndi.gaussian_filter(img.get_fdata(dtype=np.float32), sigma)
-            image = ants.from_nibabel_nifti(nib.Nifti1Image(smooth, img.affine, img.header))
-            ants.image_write(ants.resample_image(image, tuple(target), False, 0), str(out))
-        self._results["out_file"] = str(out)
+        img = nib.load(self.inputs.in_file)
+        self._results["out_file"] = save_downsampled(img, self.inputs.spacing_mm, out)
         return runtime
 
 
