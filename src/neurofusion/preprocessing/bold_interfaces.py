@@ -391,7 +391,7 @@ class CoregisterEpi(SimpleInterface):
     whole-head T1w.
 
     The T1w brain is registered on a copy no finer than ``t1w_spacing_mm`` (2 mm,
-    :func:`~neurofusion.preprocessing.image_interfaces.downsample`): the EPI has 3 mm
+    :func:`~neurofusion.preprocessing.image_interfaces.save_downsampled`): the EPI has 3 mm
     voxels, and on the study's 1 mm T1w the full-resolution level took 43 of the 119 s of
     a subject's functional workflow. On three demo subjects (1.6 mm T1w) the 2 mm copy
     moved the brain by 0.03-0.12 mm RMS against the full-resolution transform, in 7 s

@@ -96,13 +96,15 @@ class HeadMask(SimpleInterface):
         return runtime
 
 
-def downsample(img: nib.Nifti1Image, spacing_mm: float):
-    """Registration copy of a 3D image: Gaussian anti-aliasing, then linear resampling.
+def save_downsampled(img: nib.Nifti1Image, spacing_mm: float, path: str | Path) -> str:
+    """Write the registration copy of a 3D image: Gaussian anti-aliasing, then linear
+    resampling.
 
     Axes finer than ``spacing_mm`` are smoothed with a Gaussian of FWHM
     ``sqrt(spacing_mm**2 - voxel**2)`` and resampled to ``spacing_mm``; coarser axes are
-    left alone. The transforms estimated on the copy live in world coordinates and apply
-    unchanged to the full-resolution image.
+    left alone, and an image with no finer axis is written as it is. The transforms
+    estimated on the copy live in world coordinates and apply unchanged to the
+    full-resolution image.
 
     Parameters
     ----------
@@ -110,36 +112,26 @@ def downsample(img: nib.Nifti1Image, spacing_mm: float):
         3D image, voxel sizes in mm.
     spacing_mm : float
         Finest voxel size (mm) of the copy.
+    path : str or Path
+        Output file (NIfTI; float32 when resampled).
 
     Returns
     -------
-    ants.ANTsImage or None
-        The copy (float32), or None when no axis is finer than ``spacing_mm`` (use
-        ``img`` as it is).
+    str
+        ``path``.
     """
     import ants
 
     zooms = np.asarray(img.header.get_zooms()[:3], dtype=float)
     target = np.maximum(zooms, spacing_mm)
     if np.allclose(target, zooms):
-        return None
+        nib.save(img, str(path))
+        return str(path)
     fwhm = np.sqrt(target**2 - zooms**2)
     sigma = fwhm / np.sqrt(8 * np.log(2)) / zooms
     smooth = ndi.gaussian_filter(img.get_fdata(dtype=np.float32), sigma)
     image = ants.from_nibabel_nifti(nib.Nifti1Image(smooth, img.affine, img.header))
-    return ants.resample_image(image, tuple(target), False, 0)
-
-
-def save_downsampled(img: nib.Nifti1Image, spacing_mm: float, path: str | Path) -> str:
-    """Write :func:`downsample` of ``img`` to ``path`` (``img`` itself when nothing is
-    finer than ``spacing_mm``); returns ``path`` as a string."""
-    import ants
-
-    copy = downsample(img, spacing_mm)
-    if copy is None:
-        nib.save(img, str(path))
-    else:
-        ants.image_write(copy, str(path))
+    ants.image_write(ants.resample_image(image, tuple(target), False, 0), str(path))
     return str(path)
 
 
@@ -153,7 +145,7 @@ class _DownsampleOutputSpec(TraitedSpec):
 
 
 class Downsample(SimpleInterface):
-    """Registration copy of an image (:func:`downsample`).
+    """Registration copy of an image (:func:`save_downsampled`).
 
     The registrations run on the 2 mm template grid, so a 1 mm moving image only costs
     time (ANTs smooths and interpolates it at every level).
