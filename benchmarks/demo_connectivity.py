@@ -4,7 +4,7 @@ Runs ``snakemake connectivity`` with the shipped config (the demo: 8 patients + 
 controls, simulated from DICOM on) in a work folder, then scores every subject's
 Fisher-z matrix against its true connectivity and tests the planted default-mode <->
 ventral-striatum group difference in the outputs
-(:mod:`neurofusion.connectivity.accuracy`). Too slow for the test suite (about an hour on
+(:mod:`neurofusion.connectivity.accuracy`). Too slow for the test suite (about 23 minutes on
 2 cores); the tests score the tiny cohort the same way.
 
 Run: ``python benchmarks/demo_connectivity.py WORK_DIR [CORES]`` (writes

@@ -39,16 +39,20 @@ THREADS = 2
 DEMO_VOLUMES = 130
 
 
-def measure_size(n_per_group: int, models: list[str], config: dict) -> dict:
-    """Cross-validated scores of ``models`` on a synthetic cohort of ``n_per_group`` x 2."""
+def measure_size(
+    n_per_group: int, models: list[str], config: dict, seed: int = 0, effect_size: float = 2.0
+) -> dict:
+    """Cross-validated scores of ``models`` on a synthetic cohort of ``n_per_group`` x 2
+    (cohort ``seed``, planted ``effect_size``), trained with the ``models:`` block
+    ``config``."""
     settings = TrainSettings.from_config(config, threads=THREADS)
     folds = min(config["folds"], n_per_group)
     entry: dict = {"subjects": 2 * n_per_group, "folds": folds}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         write_synthetic_cohort(
-            root, {"StD": n_per_group, "HC": n_per_group}, effect_size=2.0,
-            n_volumes=DEMO_VOLUMES,
+            root, {"StD": n_per_group, "HC": n_per_group}, effect_size=effect_size,
+            n_volumes=DEMO_VOLUMES, seed=seed,
         )  # fmt: skip
         cohort = Cohort(assemble_synthetic(root, config["cnn_resolution_mm"]))
         splits = split_synthetic(root, folds, config)
