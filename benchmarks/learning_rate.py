@@ -62,8 +62,9 @@ def main() -> None:
     records = json.loads(previous.read_text())["results"]["runs"] if previous.is_file() else []
     for n in args.sizes:
         for seed in args.seeds:
-            for lr in args.lrs:
-                entry = measure_size(n, args.models, {**config, "lr": lr}, seed, args.effect)
+            configs = [{**config, "lr": lr} for lr in args.lrs]
+            entries = measure_size(n, args.models, configs, seed, args.effect)
+            for lr, entry in zip(args.lrs, entries, strict=True):
                 for model in args.models:
                     record = {
                         "n_per_group": n, "seed": seed, "effect_size": args.effect,
@@ -73,7 +74,7 @@ def main() -> None:
                     same = [record[k] for k in KEY]
                     records = [r for r in records if [r[k] for k in KEY] != same]
                     records.append(record)
-                write_result("learning_rate", {"runs": records, "summary": summarise(records)})
+            write_result("learning_rate", {"runs": records, "summary": summarise(records)})
 
 
 if __name__ == "__main__":

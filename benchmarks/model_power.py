@@ -40,34 +40,41 @@ DEMO_VOLUMES = 130
 
 
 def measure_size(
-    n_per_group: int, models: list[str], config: dict, seed: int = 0, effect_size: float = 2.0
-) -> dict:
-    """Cross-validated scores of ``models`` on a synthetic cohort of ``n_per_group`` x 2
-    (cohort ``seed``, planted ``effect_size``), trained with the ``models:`` block
-    ``config``."""
-    settings = TrainSettings.from_config(config, threads=THREADS)
-    folds = min(config["folds"], n_per_group)
-    entry: dict = {"subjects": 2 * n_per_group, "folds": folds}
+    n_per_group: int,
+    models: list[str],
+    configs: list[dict],
+    seed: int = 0,
+    effect_size: float = 2.0,
+) -> list[dict]:
+    """Cross-validated scores of ``models`` on one synthetic cohort of ``n_per_group`` x 2
+    (cohort ``seed``, planted ``effect_size``), trained with each ``models:`` block of
+    ``configs`` in turn (they share the folds of the first); one entry per config."""
+    folds = min(configs[0]["folds"], n_per_group)
+    entries = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         write_synthetic_cohort(
             root, {"StD": n_per_group, "HC": n_per_group}, effect_size=effect_size,
             n_volumes=DEMO_VOLUMES, seed=seed,
         )  # fmt: skip
-        cohort = Cohort(assemble_synthetic(root, config["cnn_resolution_mm"]))
-        splits = split_synthetic(root, folds, config)
-        for model in models:
-            start = time.perf_counter()
-            scores = cross_validated_scores(model, cohort, splits, settings)
-            right = round(scores["accuracy"] * len(cohort.ids))
-            low, high = wilson_interval(right, len(cohort.ids))
-            entry[model] = {
-                **scores,
-                "accuracy_95": [low, high],
-                "cv_seconds": time.perf_counter() - start,
-            }
-            print(n_per_group, model, entry[model], flush=True)
-    return entry
+        cohort = Cohort(assemble_synthetic(root, configs[0]["cnn_resolution_mm"]))
+        splits = split_synthetic(root, folds, configs[0])
+        for config in configs:
+            settings = TrainSettings.from_config(config, threads=THREADS)
+            entry: dict = {"subjects": 2 * n_per_group, "folds": folds}
+            for model in models:
+                start = time.perf_counter()
+                scores = cross_validated_scores(model, cohort, splits, settings)
+                right = round(scores["accuracy"] * len(cohort.ids))
+                low, high = wilson_interval(right, len(cohort.ids))
+                entry[model] = {
+                    **scores,
+                    "accuracy_95": [low, high],
+                    "cv_seconds": time.perf_counter() - start,
+                }
+                print(n_per_group, model, entry[model], flush=True)
+            entries.append(entry)
+    return entries
 
 
 def main() -> None:
@@ -83,7 +90,7 @@ def main() -> None:
     results["n_volumes"] = DEMO_VOLUMES
     by_size = results.setdefault("by_n_per_group", {})
     for n in args.sizes:
-        by_size[str(n)] = measure_size(n, args.models, config)
+        by_size[str(n)] = measure_size(n, args.models, [config])[0]
         write_result("model_power", results)
 
 
