@@ -1,9 +1,8 @@
-"""Adam learning rate against cohort size: which ``models.lr`` suits small and large cohorts?
+"""Adam learning rate against cohort size: is ``models.lr`` right for small cohorts?
 
-With the former default ``lr`` 1e-4 the deep models stayed at chance on the 16-subject
-demo (:mod:`model_power`). With batches of 16 and about 11 training subjects per fold, one
-epoch is one optimiser step, so 30 epochs at 1e-4 move the weights little; these runs made
-1e-3 the default. This cross-validates the models named on
+On the 16-subject demo the deep models stay at chance (:mod:`model_power`). With batches of
+16 and about 11 training subjects per fold, one epoch is one optimiser step, so the default
+30 epochs at ``lr`` 1e-4 move the weights little. This cross-validates the models named on
 several synthetic cohorts (:func:`model_power.measure_size`: the simulator's planted
 effects, the demo's run length, the workflow's folds and seeds) with each learning rate,
 and also with no planted effect, where every rate must stay at chance.

@@ -43,7 +43,7 @@ class TrainSettings:
 
     epochs: int = 30
     batch_size: int = 16
-    lr: float = 1e-3
+    lr: float = 1e-4
     weight_decay: float = 1e-4
     patience: int = 8
     seed: int = 0
