@@ -6,6 +6,8 @@ from neurofusion.bids.layout import raw_image_path
 from neurofusion.failures import failed_jobs, failure_summary
 from neurofusion.preprocessing.anat_outputs import anat_outputs
 from neurofusion.preprocessing.func_outputs import func_outputs
+from neurofusion.training.pipelines import MODELS
+from neurofusion.training.settings import TrainSettings
 from neurofusion.workflow import (
     bids_inputs,
     dicom_folder,
@@ -267,3 +269,12 @@ def default_targets():
     if "bold" in MODALITIES:
         return preprocess_targets() + connectivity_targets()
     return preprocess_targets()
+
+
+def training_params(wildcards):
+    """What a model's training jobs get as params (a change to these alone retrains):
+    the learning rates only of the networks that model trains."""
+    model = wildcards.model
+    return TrainSettings.training_entries(
+        config["models"], MODELS[model].networks(model)
+    )

@@ -3,7 +3,6 @@
 from neurofusion.evaluation.report import evaluation_outputs
 from neurofusion.training.cohort import cohort_outputs, subject_inputs
 from neurofusion.training.pipelines import MODELS
-from neurofusion.training.settings import TrainSettings
 from neurofusion.training.run import (
     available_models,
     fold_outputs,
@@ -15,8 +14,8 @@ from neurofusion.training.run import (
 )
 
 MODELS_CFG = config["models"]
-#: What the training jobs get as params (a change to these alone retrains).
-TRAINING = TrainSettings.training_entries(MODELS_CFG)
+
+
 MODELS_DIR = f"{OUT}/models"
 COHORT = f"{MODELS_DIR}/cohort"
 SPLITS = f"{MODELS_DIR}/splits"
@@ -159,7 +158,7 @@ rule train_deep:
         # models.device: cuda asks the scheduler for one GPU (Slurm: --gpus=1).
         gpu=int(MODELS_CFG["device"] == "cuda"),
     params:
-        models=TRAINING,
+        models=training_params,
     script:
         "../scripts/models_train.py"
 
@@ -194,7 +193,7 @@ rule models_permutations:
         mem_mb=mem_mb(4000),
         runtime=1440,
     params:
-        models=TRAINING,
+        models=training_params,
     script:
         "../scripts/models_permutations.py"
 

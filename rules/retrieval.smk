@@ -56,7 +56,7 @@ rule train_final:
         runtime=120,
         gpu=int(MODELS_CFG["device"] == "cuda"),
     params:
-        models=TRAINING,
+        models=training_params,
     script:
         "../scripts/models_train.py"
 

@@ -163,6 +163,20 @@ def test_training_is_deterministic(effect_cohort):
     pd.testing.assert_frame_equal(first, second)
 
 
+def test_per_model_learning_rate_reaches_the_model(effect_cohort):
+    """``models.lr`` as a mapping: BrainNetCNN trains exactly as with that one rate."""
+    quick = {"epochs": 3, "patience": 3, "batch_size": 8, "threads": 1}
+    mapped = TrainSettings.from_config({**quick, "lr": {"default": 1e-5, "brainnetcnn": 1e-3}})
+    single = TrainSettings(**quick, lr=1e-3)
+    slow = TrainSettings(**quick, lr=1e-5)
+    runs = {
+        tag: cross_validate(effect_cohort, "brainnetcnn", settings, folds=[1], tag=f"lr-{tag}")
+        for tag, settings in (("mapped", mapped), ("single", single), ("slow", slow))
+    }
+    pd.testing.assert_frame_equal(runs["mapped"], runs["single"])
+    assert not np.allclose(runs["mapped"]["probability"], runs["slow"]["probability"])
+
+
 @pytest.fixture(scope="module")
 def effect_predictions(effect_cohort) -> dict[str, pd.DataFrame]:
     """Out-of-fold predictions of every fold's model, trained in ``effect_cohort/models``."""

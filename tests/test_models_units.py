@@ -3,6 +3,7 @@ values, cross-validation splits."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -11,11 +12,14 @@ import pytest
 import torch
 import yaml
 from conftest import REPO
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
 
 from neurofusion.evaluation.metrics import auc, metrics_with_intervals, wilson_interval
 from neurofusion.evaluation.stats import bootstrap_auc_difference, mcnemar_exact, permutation_p
 from neurofusion.models import CNN3D, E2E, BrainNetCNN, FusionNet
 from neurofusion.training.features import glcm_features, target_grid, upper_triangle
+from neurofusion.training.pipelines import MODELS
 from neurofusion.training.run import permutation_chunks, permuted_labels
 from neurofusion.training.settings import TrainSettings
 from neurofusion.training.splits import make_splits
@@ -184,6 +188,39 @@ def test_training_params_leave_out_what_does_not_change_a_model():
     assert TrainSettings.from_config(entries, threads=2) == TrainSettings.from_config(
         models, threads=2
     )
+    for model, networks in (("svm_gm", ()), ("cnn3d", ("cnn3d",)),
+                            ("late_fusion", ("brainnetcnn", "cnn3d"))):  # fmt: skip
+        assert MODELS[model].networks(model) == networks
+    models["lr"] = {"default": 1e-4, "brainnetcnn": 1e-3}
+    assert "lr" not in TrainSettings.training_entries(models, ())
+    assert TrainSettings.training_entries(models, ("cnn3d",))["lr"] == {"cnn3d": 1e-4}
+    fusion = TrainSettings.from_config(
+        TrainSettings.training_entries(models, ("brainnetcnn", "cnn3d", "fusion"))
+    )
+    assert [fusion.for_model(n).lr for n in ("brainnetcnn", "cnn3d", "fusion")] == [
+        1e-3,
+        1e-4,
+        1e-4,
+    ]
+
+
+def test_learning_rate_is_one_number_or_one_per_model():
+    mapped = TrainSettings.from_config({"lr": {"brainnetcnn": 1e-3, "default": 2e-4}})
+    assert mapped.for_model("brainnetcnn").lr == 1e-3
+    assert mapped.for_model("cnn3d").lr == mapped.for_model("fusion").lr == 2e-4
+    assert mapped.for_model("brainnetcnn").model_lr == ()
+    without_default = TrainSettings.from_config({"lr": {"fusion": 3e-4}})
+    assert without_default.for_model("cnn3d").lr == TrainSettings.lr
+    single = TrainSettings.from_config({"lr": 5e-4})
+    assert {single.for_model(m).lr for m in ("cnn3d", "brainnetcnn", "fusion")} == {5e-4}
+    assert json.loads(json.dumps(mapped.as_dict()))["model_lr"] == [["brainnetcnn", 1e-3]]
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    schema = REPO / "rules" / "schemas" / "config.schema.yaml"
+    for lr in (1e-3, {"default": 1e-4, "brainnetcnn": 1e-3}):
+        validate({**config, "models": {**config["models"], "lr": lr}}, str(schema))
+    for lr in ({"svm_gm": 1e-3}, {"brainnetcnn": 0}, {}):  # not a deep model; not > 0; empty
+        with pytest.raises(WorkflowError):
+            validate({**config, "models": {**config["models"], "lr": lr}}, str(schema))
 
 
 def test_permutation_jobs_cover_each_permutation_once():

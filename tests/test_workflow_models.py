@@ -15,10 +15,12 @@ import sqlite3
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_snakemake
+import yaml
+from conftest import REPO, run_snakemake
 
 from neurofusion.atlas import aal_labels
 from neurofusion.evaluation.stats import permutation_p
+from neurofusion.training.settings import TrainSettings
 
 pytestmark = pytest.mark.workflow
 
@@ -129,3 +131,26 @@ def test_more_permutations_plan_only_the_new_jobs(evaluated):
         for m, r in planned - new
     )
     assert not re.search(r"^train_(deep|linear)\s", run.stdout, re.MULTILINE)
+
+
+def test_a_new_learning_rate_retrains_only_its_model(evaluated):
+    """``models.lr`` per model: the linear models (which train no network) and the
+    permutation tests of other models are not planned again."""
+    work, source = evaluated
+    config = _config(source)
+    shipped = TrainSettings.from_config(
+        yaml.safe_load((REPO / "config.yaml").read_text())["models"]
+    )
+    rate = shipped.for_model("brainnetcnn").lr
+    config["models"] = {**MODELS, "lr": {"default": rate / 7, "brainnetcnn": rate}}
+    run = run_snakemake(work, config, "-n", "evaluation")
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert not re.search(r"^rule train_(deep|linear):", run.stdout, re.MULTILINE)  # no change
+    config["models"]["lr"] = {"brainnetcnn": rate * 10}
+    run = run_snakemake(work, config, "-n", "evaluation")
+    assert run.returncode == 0, run.stdout[-3000:]
+    outputs = " ".join(re.findall(r"^\s+output: (.*)$", run.stdout, re.MULTILINE))
+    assert set(re.findall(r"models/(\w+)/(?:fold-\d+|final|permutations)/", outputs)) == {
+        "brainnetcnn"
+    }
+    assert "models/brainnetcnn/fold-0/predictions.tsv" in outputs

@@ -141,6 +141,11 @@ class ModelSpec:
     branches: tuple[str, ...] = ()
     description: str = ""
 
+    def networks(self, name: str) -> tuple[str, ...]:
+        """The deep networks that training model ``name`` (this spec's) may fit: itself
+        when it is a torch model, and its branches (sorted)."""
+        return tuple(sorted(({name} if self.deep else set()) | set(self.branches)))
+
     @property
     def modalities(self) -> list[str]:
         """The modalities its arrays come from (``T1w``, ``bold``)."""
@@ -265,7 +270,7 @@ def _train_deep(
         fold.labels[rows["train"]],
         [x[rows["validation"]] for x in inputs],
         fold.labels[rows["validation"]],
-        fold.settings,
+        fold.settings.for_model(name),
         seed,
         initial_state=initial_state,
     )

@@ -264,7 +264,13 @@ def run_fold(
     record = provenance_record(
         step=f"train {model}",
         inputs=inputs,
-        parameters={"model": model, "description": spec.description, **settings.as_dict()},
+        parameters={
+            "model": model,
+            "description": spec.description,
+            # The learning rate of each network it trained (none for a linear model).
+            **{key: value for key, value in settings.as_dict().items() if key != "lr"},
+            "model_lr": {name: settings.for_model(name).lr for name in spec.networks(model)},
+        },
         seed=data.seed,
         extra={
             "fold": fold,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 
@@ -17,8 +17,15 @@ class TrainSettings:
         Most epochs of a deep model.
     batch_size : int
         Subjects per mini-batch.
-    lr, weight_decay : float
-        Adam learning rate and L2 weight decay.
+    lr : float
+        Adam learning rate of every deep model not in ``model_lr``.
+    model_lr : tuple of (str, float)
+        Learning rates of named deep models, overriding ``lr`` (config: ``models.lr``
+        given as a mapping, e.g. ``{default: 0.0001, brainnetcnn: 0.001}``). A branch
+        trained inside ``fusion`` or ``late_fusion`` uses its own model's rate. Empty
+        here; the shipped config.yaml gives ``brainnetcnn`` 0.001 (README, ``models.lr``).
+    weight_decay : float
+        Adam L2 weight decay.
     patience : int
         Epochs without a lower validation loss before training stops (the weights of
         the best epoch are kept).
@@ -44,6 +51,7 @@ class TrainSettings:
     epochs: int = 30
     batch_size: int = 16
     lr: float = 1e-4
+    model_lr: tuple[tuple[str, float], ...] = ()
     weight_decay: float = 1e-4
     patience: int = 8
     seed: int = 0
@@ -60,17 +68,42 @@ class TrainSettings:
         fields = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in models.items() if k in fields}
         values["svm_c"] = tuple(float(c) for c in values.get("svm_c", cls.svm_c))
+        lr = values.get("lr", cls.lr)
+        if isinstance(lr, Mapping):
+            values["lr"] = float(lr.get("default", cls.lr))
+            values["model_lr"] = tuple(
+                sorted((name, float(rate)) for name, rate in lr.items() if name != "default")
+            )
         if threads is not None:
             values["threads"] = int(threads)
         return cls(**values)
 
     @classmethod
-    def training_entries(cls, models: Mapping[str, Any]) -> dict[str, Any]:
+    def training_entries(
+        cls, models: Mapping[str, Any], networks: Iterable[str] | None = None
+    ) -> dict[str, Any]:
         """The entries of the ``models:`` block that decide a training's result (the
         fields of this class but ``threads``), for Snakemake rule params: changing the
-        others (permutations, bootstrap, enabled models, threads) retrains nothing."""
+        others (permutations, bootstrap, enabled models, threads) retrains nothing.
+
+        With ``networks`` (the deep networks one model's job trains), ``lr`` becomes
+        ``{network: rate}`` of those alone, and is left out when there are none: changing
+        BrainNetCNN's rate retrains BrainNetCNN and the fusions, not the 3D CNN or the
+        linear models.
+        """
         fields = {f.name for f in dataclasses.fields(cls)} - {"threads"}
-        return {k: v for k, v in models.items() if k in fields}
+        entries = {k: v for k, v in models.items() if k in fields}
+        if networks is not None:
+            settings = cls.from_config(models)
+            entries.pop("lr", None)
+            rates = {name: settings.for_model(name).lr for name in networks}
+            entries |= {"lr": rates} if rates else {}
+        return entries
+
+    def for_model(self, name: str) -> TrainSettings:
+        """The settings of model ``name``'s training: ``lr`` is its learning rate, and
+        ``model_lr`` is empty."""
+        return dataclasses.replace(self, lr=dict(self.model_lr).get(name, self.lr), model_lr=())
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-serialisable copy."""
