@@ -3,8 +3,9 @@
 A synthetic cohort the size of the study (56 StD + 70 HC; MNI T1 and GM at 2 mm, AAL-116
 matrices from 240-volume runs; :mod:`neurofusion.training.synthetic`) is assembled at the
 default 4 mm CNN grid and split into the default 10 folds; each model is trained on
-fold 0 with the default ``models:`` settings of config.yaml and 2 threads. Deep models
-are timed once (a fold takes minutes); linear ones ``repeats`` times (median).
+fold 0 with the default ``models:`` settings of config.yaml and 2 threads (the
+``settings`` in models.json say which; it was measured at ``lr`` 0.0001 for every model).
+Deep models are timed once (a fold takes minutes); linear ones ``repeats`` times (median).
 
 The whole cross-validation is extrapolated as ``folds x seconds per fold``, and the
 permutation tests as ``permutations x folds x seconds per fold`` (config defaults).

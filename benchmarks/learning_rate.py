@@ -2,10 +2,11 @@
 
 On the 16-subject demo the deep models stay at chance (:mod:`model_power`). With batches of
 16 and about 11 training subjects per fold, one epoch is one optimiser step, so the default
-30 epochs at ``lr`` 1e-4 move the weights little. This cross-validates the models named on
-several synthetic cohorts (:func:`model_power.measure_size`: the simulator's planted
-effects, the demo's run length, the workflow's folds and seeds) with each learning rate,
-and also with no planted effect, where every rate must stay at chance.
+30 epochs at ``lr`` 1e-4 (the default of all but BrainNetCNN) move the weights little. This
+cross-validates the models named on several synthetic cohorts
+(:func:`model_power.measure_size`: the simulator's planted effects, the demo's run length,
+the workflow's folds and seeds) with each learning rate, and also with no planted effect,
+where every rate must stay at chance.
 
 Run: ``python benchmarks/learning_rate.py [--sizes 8 24] [--seeds 0 1 2 3 4 5]
 [--models brainnetcnn] [--lrs 0.0001 0.001] [--effect 2.0]``; appends to

@@ -7,7 +7,9 @@ effects, already in MNI space, so no preprocessing error; an optimistic bound fo
 workflow's own outputs) with the demo's run length is assembled at the default 4 mm CNN
 grid and split as the workflow splits it (10 folds, or one per subject of the smaller
 group when that is fewer); every model named is cross-validated with the default
-``models:`` settings of config.yaml and 2 threads, through
+``models:`` settings of config.yaml (``models.lr`` included; model_power.json, from
+before BrainNetCNN's default became 0.001, was measured with 0.0001 for every model, as its
+``settings`` record) and 2 threads, through
 :func:`~neurofusion.training.run.cross_validated_scores` (the fold jobs' seeds, so the
 numbers are the workflow's). One cohort per size: the accuracies carry the sampling
 noise of that many subjects (see the Wilson interval written beside each).

@@ -191,16 +191,16 @@ def test_training_params_leave_out_what_does_not_change_a_model():
     for model, networks in (("svm_gm", ()), ("cnn3d", ("cnn3d",)),
                             ("late_fusion", ("brainnetcnn", "cnn3d"))):  # fmt: skip
         assert MODELS[model].networks(model) == networks
-    models["lr"] = {"default": 1e-4, "brainnetcnn": 1e-3}
+    models["lr"] = {"default": 2e-4, "brainnetcnn": 1e-3}
     assert "lr" not in TrainSettings.training_entries(models, ())
-    assert TrainSettings.training_entries(models, ("cnn3d",))["lr"] == {"cnn3d": 1e-4}
+    assert TrainSettings.training_entries(models, ("cnn3d",))["lr"] == {"cnn3d": 2e-4}
     fusion = TrainSettings.from_config(
         TrainSettings.training_entries(models, ("brainnetcnn", "cnn3d", "fusion"))
     )
     assert [fusion.for_model(n).lr for n in ("brainnetcnn", "cnn3d", "fusion")] == [
         1e-3,
-        1e-4,
-        1e-4,
+        2e-4,
+        2e-4,
     ]
 
 

@@ -143,7 +143,8 @@ class ModelSpec:
 
     def networks(self, name: str) -> tuple[str, ...]:
         """The deep networks that training model ``name`` (this spec's) may fit: itself
-        when it is a torch model, and its branches (sorted)."""
+        when it is a torch model, and its branches (sorted), which ``fusion`` trains only
+        when their own jobs' outputs are not given and ``fusion_init`` is ``branches``."""
         return tuple(sorted(({name} if self.deep else set()) | set(self.branches)))
 
     @property

@@ -267,7 +267,7 @@ def run_fold(
         parameters={
             "model": model,
             "description": spec.description,
-            # The learning rate of each network it trained (none for a linear model).
+            # The learning rate of each network it may train (none for a linear model).
             **{key: value for key, value in settings.as_dict().items() if key != "lr"},
             "model_lr": {name: settings.for_model(name).lr for name in spec.networks(model)},
         },

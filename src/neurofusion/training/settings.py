@@ -82,9 +82,10 @@ class TrainSettings:
     def training_entries(
         cls, models: Mapping[str, Any], networks: Iterable[str] | None = None
     ) -> dict[str, Any]:
-        """The entries of the ``models:`` block that decide a training's result (the
-        fields of this class but ``threads``), for Snakemake rule params: changing the
-        others (permutations, bootstrap, enabled models, threads) retrains nothing.
+        """The entries of the ``models:`` block that decide a training's result (those
+        named like fields of this class, but ``threads``), for Snakemake rule params:
+        changing the others (permutations, bootstrap, enabled models, threads) retrains
+        nothing.
 
         With ``networks`` (the deep networks one model's job trains), ``lr`` becomes
         ``{network: rate}`` of those alone, and is left out when there are none: changing
