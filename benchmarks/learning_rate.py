@@ -9,7 +9,8 @@ the workflow's folds and seeds) with each learning rate, and also with no plante
 where every rate must stay at chance.
 
 Run: ``python benchmarks/learning_rate.py [--sizes 8 24] [--seeds 0 1 2 3 4 5]
-[--models brainnetcnn] [--lrs 0.0001 0.001] [--effect 2.0]``; appends to
+[--models brainnetcnn] [--lrs 0.0001 0.001] [--effect 2.0]``, where a rate may also be a
+``models.lr`` mapping in JSON (``'{"default": 0.0001, "brainnetcnn": 0.001}'``); appends to
 benchmarks/results/learning_rate.json (one record per size, seed, effect, model and rate;
 rerunning a combination replaces its record). Timings are not the point here: run it
 alone if you want them.
@@ -34,14 +35,15 @@ def summarise(records: list[dict]) -> list[dict]:
     """Mean out-of-fold accuracy and AUC over cohort seeds, per size, effect, model and rate."""
     groups: dict[tuple, list[dict]] = {}
     for record in records:
-        key = (record["n_per_group"], record["effect_size"], record["model"], record["lr"])
+        lr = json.dumps(record["lr"], sort_keys=True)  # a number or a per-model mapping
+        key = (record["n_per_group"], record["effect_size"], record["model"], lr)
         groups.setdefault(key, []).append(record)
     return [
         {
             "n_per_group": n,
             "effect_size": effect,
             "model": model,
-            "lr": lr,
+            "lr": json.loads(lr),
             "cohorts": len(rows),
             "accuracy_mean": statistics.mean(r["accuracy"] for r in rows),
             "auc_mean": statistics.mean(r["auc"] for r in rows),
@@ -55,7 +57,7 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", type=int, default=[8])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4, 5])
     parser.add_argument("--models", nargs="+", default=["brainnetcnn"])
-    parser.add_argument("--lrs", nargs="+", type=float, default=[1e-4, 1e-3])
+    parser.add_argument("--lrs", nargs="+", type=json.loads, default=[1e-4, 1e-3])
     parser.add_argument("--effect", type=float, default=2.0)
     args = parser.parse_args()
     config = yaml.safe_load((REPO / "config.yaml").read_text())["models"]
