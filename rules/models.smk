@@ -14,8 +14,6 @@ from neurofusion.training.run import (
 )
 
 MODELS_CFG = config["models"]
-
-
 MODELS_DIR = f"{OUT}/models"
 COHORT = f"{MODELS_DIR}/cohort"
 SPLITS = f"{MODELS_DIR}/splits"

@@ -268,8 +268,8 @@ def run_fold(
             "model": model,
             "description": spec.description,
             # The learning rate of each network it may train (none for a linear model).
-            **{key: value for key, value in settings.as_dict().items() if key != "lr"},
-            "model_lr": {name: settings.for_model(name).lr for name in spec.networks(model)},
+            **{k: v for k, v in settings.as_dict().items() if k not in ("lr", "model_lr")},
+            "model_lr": settings.learning_rates(spec.networks(model)),
         },
         seed=data.seed,
         extra={

@@ -95,16 +95,20 @@ class TrainSettings:
         fields = {f.name for f in dataclasses.fields(cls)} - {"threads"}
         entries = {k: v for k, v in models.items() if k in fields}
         if networks is not None:
-            settings = cls.from_config(models)
             entries.pop("lr", None)
-            rates = {name: settings.for_model(name).lr for name in networks}
-            entries |= {"lr": rates} if rates else {}
+            rates = cls.from_config(models).learning_rates(networks)
+            if rates:
+                entries["lr"] = rates
         return entries
 
     def for_model(self, name: str) -> TrainSettings:
         """The settings of model ``name``'s training: ``lr`` is its learning rate, and
         ``model_lr`` is empty."""
         return dataclasses.replace(self, lr=dict(self.model_lr).get(name, self.lr), model_lr=())
+
+    def learning_rates(self, networks: Iterable[str]) -> dict[str, float]:
+        """``{network: Adam learning rate}`` of the deep networks named."""
+        return {name: self.for_model(name).lr for name in networks}
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-serialisable copy."""
