@@ -9,11 +9,13 @@ Per subject, with 2 threads:
 * ``real``: the four real T1w heads of ../shared/data/bids_t1w when present (brain volume,
   correlation with the template), and, as a yardstick for that correlation, the same
   correlation after antspyx's default ``SyN`` registers the workflow's bias-corrected,
-  skull-stripped T1w to the template instead.
+  skull-stripped T1w to the template instead;
+* ``real-2mm``: the real heads with the SyN stage down to the template's 2 mm grid
+  (``preprocessing.anat.syn_resolution_mm: 2``), without the antspyx yardstick.
 
 Each workflow runs in a fresh child process so that ``peak_rss_mb`` is that subject's
-own high-water mark. Run: ``python benchmarks/bench_anat.py [paper] [tiny] [real]``
-(default: all); writes benchmarks/results/anat.json.
+own high-water mark. Run: ``python benchmarks/bench_anat.py [paper] [tiny] [real] [real-2mm]``
+(default: all but ``real-2mm``); writes benchmarks/results/anat.json.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ import tempfile
 from pathlib import Path
 
 from common import measure, write_result
+
+from neurofusion.preprocessing.brain_extraction import DEFAULT_SYN_RESOLUTION_MM
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO.parent / "shared" / "data" / "bids_t1w"
@@ -60,23 +64,33 @@ def node_seconds(work_dir: Path) -> dict[str, float]:
     return seconds
 
 
-def _child(label: str, t1w: str, root: str, queue) -> None:
+def _child(label: str, t1w: str, root: str, syn_resolution_mm: int, queue) -> None:
     """Run one subject in this (fresh) process and report its measurements."""
     from neurofusion.preprocessing.anat import run_anat
 
     def run():
-        run_anat(label, t1w, Path(root) / "derivatives", Path(root) / "work", threads=THREADS)
+        run_anat(
+            label,
+            t1w,
+            Path(root) / "derivatives",
+            Path(root) / "work",
+            threads=THREADS,
+            syn_resolution_mm=syn_resolution_mm,
+        )
 
     result = measure(run, repeats=1)
     result["node_seconds"] = node_seconds(Path(root) / "work")
     queue.put(result)
 
 
-def timed_run(label: str, t1w: Path, root: Path) -> dict:
+def timed_run(
+    label: str, t1w: Path, root: Path, syn_resolution_mm: int = DEFAULT_SYN_RESOLUTION_MM
+) -> dict:
     """Run the anatomical workflow of one subject in a child process; its measurements."""
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    process = context.Process(target=_child, args=(label, str(t1w), str(root), queue))
+    args = (label, str(t1w), str(root), syn_resolution_mm, queue)
+    process = context.Process(target=_child, args=args)
     process.start()
     result = queue.get()
     process.join()
@@ -131,8 +145,12 @@ def reference_syn_r(outputs: dict, seed: int = 1) -> float:
         return template_correlation(warped)
 
 
-def bench_real() -> dict:
-    """Time each real head; brain volume (litres) and correlation with the template."""
+def bench_real(syn_resolution_mm: int = DEFAULT_SYN_RESOLUTION_MM) -> dict:
+    """Time each real head; brain volume (litres) and correlation with the template.
+
+    With the default ``syn_resolution_mm`` (4 mm) also the antspyx yardstick
+    (:func:`reference_syn_r`).
+    """
     from neurofusion.preprocessing.anat_outputs import anat_outputs
     from neurofusion.preprocessing.anat_quality import mask_litres, template_correlation
 
@@ -140,11 +158,12 @@ def bench_real() -> dict:
     for t1w in sorted(REAL.glob("sub-*/anat/sub-*_T1w.nii.gz")):
         label = t1w.name.split("_")[0].removeprefix("sub-")
         with tempfile.TemporaryDirectory(prefix="bench-anat-real-") as scratch:
-            result = timed_run(label, t1w, Path(scratch))
+            result = timed_run(label, t1w, Path(scratch), syn_resolution_mm)
             outputs = anat_outputs(Path(scratch) / "derivatives", label)
             result["brain_litres"] = mask_litres(outputs["brain_mask"])
             result["template_r"] = template_correlation(outputs["mni_t1w"])
-            result["template_r_antspyx_default_syn"] = reference_syn_r(outputs)
+            if syn_resolution_mm == DEFAULT_SYN_RESOLUTION_MM:
+                result["template_r_antspyx_default_syn"] = reference_syn_r(outputs)
         results[f"sub-{label}"] = result
     return results
 
@@ -154,7 +173,12 @@ def main(parts: list[str]) -> None:
     path = Path(__file__).resolve().parent / "results" / "anat.json"
     results = json.loads(path.read_text())["results"] if path.is_file() else {}
     for part in parts or ["paper", "tiny", "real"]:
-        results[part] = bench_real() if part == "real" else bench_simulated(part)
+        if part == "real":
+            results[part] = bench_real()
+        elif part == "real-2mm":
+            results[part] = bench_real(syn_resolution_mm=2)
+        else:
+            results[part] = bench_simulated(part)
         results[part]["threads"] = THREADS
         print(part, json.dumps(results[part], indent=1, default=str), flush=True)
         write_result("anat", results)

@@ -20,5 +20,6 @@ rule anat:
         deriv=lambda wildcards, output: Path(output.provenance).parents[2],
         work=f"{OUT}/work",
         seed=config["preprocessing"]["seed"],
+        syn_resolution_mm=config["preprocessing"]["anat"]["syn_resolution_mm"],
     script:
         "../scripts/anat.py"

@@ -13,4 +13,5 @@ run_step(
     work_dir=sm.params.work,
     threads=sm.threads,
     seed=sm.params.seed,
+    syn_resolution_mm=sm.params.syn_resolution_mm,
 )

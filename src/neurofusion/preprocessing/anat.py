@@ -6,8 +6,9 @@ The workflow (:func:`init_anat_wf`), in the style of fMRIPrep's ``init_anat_prep
 2. N4 bias-field correction (field fitted on a ~6 mm grid, inside a head mask);
 3. brain extraction, GM/WM/CSF segmentation and SyN normalisation to the nilearn-shipped
    MNI152NLin2009aSym template (:mod:`~neurofusion.preprocessing.brain_extraction`); the
-   registrations see a copy of the T1 downsampled to 2 mm (the template's grid), the
-   segmentation and every native output keep the acquired grid;
+   registrations see a copy of the T1 downsampled to 2 mm (the template's grid), on
+   which SyN stops at 4 mm, or at 2 mm with ``syn_resolution_mm=2``; the segmentation and
+   every native output keep the acquired grid;
 4. the bias-corrected T1 (windowed sinc), brain mask (label interpolation) and tissue
    maps (linear) resampled once onto the 2 mm template grid (99 x 117 x 95);
 5. a registration overlay (PNG).
@@ -45,11 +46,12 @@ from neurofusion.preprocessing.ants_interfaces import (
 from neurofusion.preprocessing.brain_extraction import (
     AFFINE_STAGES,
     BAND_MM,
+    DEFAULT_SYN_RESOLUTION_MM,
     HEAD_MARGIN_MM,
     RIM_MM,
-    SYN_STAGES,
     TISSUE_FLOOR,
     init_brain_extraction_wf,
+    syn_stages,
 )
 from neurofusion.preprocessing.image_interfaces import (
     Downsample,
@@ -85,7 +87,13 @@ class WorkflowError(NeurofusionError):
     """A nipype node of a subject's workflow crashed; the message holds the crash files."""
 
 
-def init_anat_wf(name: str = "anat_wf", *, seed: int = 0, omp_nthreads: int = 1) -> pe.Workflow:
+def init_anat_wf(
+    name: str = "anat_wf",
+    *,
+    seed: int = 0,
+    omp_nthreads: int = 1,
+    syn_resolution_mm: int = DEFAULT_SYN_RESOLUTION_MM,
+) -> pe.Workflow:
     """Build the anatomical workflow of one subject.
 
     Parameters
@@ -100,6 +108,10 @@ def init_anat_wf(name: str = "anat_wf", *, seed: int = 0, omp_nthreads: int = 1)
         ANTs nodes run in process with the threads set by
         :func:`~neurofusion.preprocessing.threads.limit_threads`. Also tells nipype's
         scheduler how many threads the heavy nodes take.
+    syn_resolution_mm : int
+        Finest grid (mm) of the SyN normalisation: 4, or 2 for a closer fit of real cortex at
+        about six times the registration time
+        (:func:`~neurofusion.preprocessing.brain_extraction.syn_stages`).
 
     Returns
     -------
@@ -125,7 +137,9 @@ def init_anat_wf(name: str = "anat_wf", *, seed: int = 0, omp_nthreads: int = 1)
     n4 = pe.Node(N4BiasFieldCorrection(), name="n4")
     registration_copy = pe.Node(Downsample(spacing_mm=MNI_RESOLUTION), name="registration_copy")
     template = pe.Node(TemplateFiles(resolution=MNI_RESOLUTION), name="template")
-    brain_wf = init_brain_extraction_wf(seed=seed, omp_nthreads=omp_nthreads)
+    brain_wf = init_brain_extraction_wf(
+        seed=seed, omp_nthreads=omp_nthreads, syn_resolution_mm=syn_resolution_mm
+    )
     mni_t1w = pe.Node(
         ApplyTransforms(interpolation="LanczosWindowedSinc", clip_negative=True),
         name="mni_t1w",
@@ -222,14 +236,20 @@ def validate_t1w(subject: str, t1w: str | Path) -> None:
         raise InputError(subject, t1w, "the T1w image is constant", "provide a real T1w image")
 
 
-def parameters() -> dict:
-    """The parameters that make the anatomical outputs (for provenance records)."""
+def parameters(syn_resolution_mm: int = DEFAULT_SYN_RESOLUTION_MM) -> dict:
+    """The parameters that make the anatomical outputs (for provenance records).
+
+    Parameters
+    ----------
+    syn_resolution_mm : int
+        Finest grid (mm) of the SyN normalisation, as given to :func:`init_anat_wf`.
+    """
     return {
         "template": templates.TEMPLATE_SPACE,
         "mni_resolution_mm": MNI_RESOLUTION,
         "n4": N4BiasFieldCorrection().inputs.get_traitsfree(),
         "affine_stages": AFFINE_STAGES,
-        "syn_stages": SYN_STAGES,
+        "syn_stages": syn_stages(syn_resolution_mm),
         "head_margin_mm": HEAD_MARGIN_MM,
         "atropos_band_mm": BAND_MM,
         "tissue_floor": TISSUE_FLOOR,
@@ -249,6 +269,7 @@ def run_anat(
     work_dir: str | Path,
     threads: int = 1,
     seed: int = 0,
+    syn_resolution_mm: int = DEFAULT_SYN_RESOLUTION_MM,
 ) -> dict[str, Path]:
     """Preprocess one subject's T1w and write its derivatives.
 
@@ -267,6 +288,8 @@ def run_anat(
         Threads for ITK, BLAS and torch.
     seed : int
         Random seed of the registrations.
+    syn_resolution_mm : int
+        Finest grid (mm) of the SyN normalisation (:func:`init_anat_wf`).
 
     Returns
     -------
@@ -287,7 +310,7 @@ def run_anat(
     base_dir = Path(work_dir).resolve() / f"anat_sub-{label}"
     crash_dir = base_dir / "crash"
     wf = pe.Workflow(name=f"anat_sub_{label}_wf", base_dir=str(base_dir))
-    anat_wf = init_anat_wf(seed=seed, omp_nthreads=threads)
+    anat_wf = init_anat_wf(seed=seed, omp_nthreads=threads, syn_resolution_mm=syn_resolution_mm)
     anat_wf.inputs.inputnode.t1w = str(Path(t1w).resolve())
     sink = pe.Node(
         AnatDerivatives(
@@ -318,7 +341,7 @@ def run_anat(
         outputs["provenance"],
         step="anat",
         inputs=[t1w],
-        parameters={**parameters(), "threads": threads},
+        parameters={**parameters(syn_resolution_mm), "threads": threads},
         seed=seed,
         extra={"subject": f"sub-{label}"},
     )
