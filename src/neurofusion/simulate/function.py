@@ -86,9 +86,11 @@ ANTICORRELATION_VARIANCE = 0.12
 COUPLING_MEAN = 0.10
 COUPLING_SD = 0.05
 #: Coupling added to patients per unit of ``connectivity_effect_size``: the between-subject
-#: SD of the observed mean default-mode <-> ventral-striatum Fisher z at the demo's run
-#: length (population SD and sampling noise of 130 volumes), so that the effect size is
-#: about the Cohen's d a study of the true time courses would see.
+#: SD of the observed mean default-mode <-> ventral-striatum Fisher z at a 130-volume run
+#: (population SD and sampling noise), so that the effect size is about the Cohen's d a
+#: study of the true time courses would see. Calibrated at 130 volumes and kept for the
+#: demo's 100: the sampling noise grows by about sqrt(130 / 100), so the demo's observed d
+#: is a little below the nominal one.
 COUPLING_UNIT = 0.15
 #: Upper bound of the coupling (the smallest network variance, 0.8 * NETWORK_VARIANCE).
 COUPLING_MAX = 0.44
