@@ -4,7 +4,7 @@ A synthetic cohort the size of the study (56 StD + 70 HC; MNI T1 and GM at 2 mm,
 matrices from 240-volume runs; :mod:`neurofusion.training.synthetic`) is assembled at the
 default 4 mm CNN grid and split into the default 10 folds; each model is trained on
 fold 0 with the default ``models:`` settings of config.yaml and 2 threads (the
-``settings`` in models.json say which; it was measured at ``lr`` 0.0001 for every model).
+``settings`` in models.json say which: ``lr`` 0.0001, ``model_lr`` 0.001 for BrainNetCNN).
 Deep models are timed once (a fold takes minutes); linear ones ``repeats`` times (median).
 
 The whole cross-validation is extrapolated as ``folds x seconds per fold``, and the

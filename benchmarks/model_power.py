@@ -7,9 +7,8 @@ effects, already in MNI space, so no preprocessing error; an optimistic bound fo
 workflow's own outputs) with the demo's run length is assembled at the default 4 mm CNN
 grid and split as the workflow splits it (10 folds, or one per subject of the smaller
 group when that is fewer); every model named is cross-validated with the default
-``models:`` settings of config.yaml (``models.lr`` included; model_power.json, from
-before BrainNetCNN's default became 0.001, was measured with 0.0001 for every model, as its
-``settings`` record) and 2 threads, through
+``models:`` settings of config.yaml (``models.lr`` included, as the ``settings`` of
+model_power.json record) and 2 threads, through
 :func:`~neurofusion.training.run.cross_validated_scores` (the fold jobs' seeds, so the
 numbers are the workflow's). One cohort per size: the accuracies carry the sampling
 noise of that many subjects (see the Wilson interval written beside each).
@@ -30,6 +29,7 @@ import yaml
 from common import RESULTS, assemble_synthetic, split_synthetic, write_result
 
 from neurofusion.evaluation.metrics import wilson_interval
+from neurofusion.simulate.settings import PRESETS
 from neurofusion.training.cohort import Cohort
 from neurofusion.training.run import cross_validated_scores
 from neurofusion.training.settings import TrainSettings
@@ -38,7 +38,7 @@ from neurofusion.training.synthetic import write_synthetic_cohort
 REPO = Path(__file__).resolve().parents[1]
 THREADS = 2
 #: The demo preset's BOLD volumes after the dummies.
-DEMO_VOLUMES = 130
+DEMO_VOLUMES = PRESETS["demo"]["n_volumes"]
 
 
 def measure_size(

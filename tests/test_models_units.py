@@ -18,7 +18,14 @@ from snakemake.utils import validate
 from neurofusion.evaluation.metrics import auc, metrics_with_intervals, wilson_interval
 from neurofusion.evaluation.stats import bootstrap_auc_difference, mcnemar_exact, permutation_p
 from neurofusion.models import CNN3D, E2E, BrainNetCNN, FusionNet
-from neurofusion.training.features import glcm_features, target_grid, upper_triangle
+from neurofusion.templates import mni_brain_mask
+from neurofusion.training.features import (
+    brain_box_grid,
+    glcm_features,
+    resample,
+    target_grid,
+    upper_triangle,
+)
 from neurofusion.training.pipelines import MODELS
 from neurofusion.training.run import permutation_chunks, permuted_labels
 from neurofusion.training.settings import TrainSettings
@@ -80,8 +87,8 @@ def test_e2e_initialisation_accounts_for_row_plus_column_fan_in():
 
 
 def test_cnn3d_and_fusion_shapes():
-    cnn = CNN3D((50, 59, 48))  # the 4 mm grid
-    assert cnn.fc.in_features == 64 * 3 * 3 * 3
+    cnn = CNN3D((39, 47, 40))  # the 4 mm brain box
+    assert cnn.fc.in_features == 64 * 2 * 2 * 2
     fusion = FusionNet(CNN3D((16, 16, 16)), BrainNetCNN(10)).eval()
     out = fusion(torch.randn(2, 1, 16, 16, 16), torch.randn(2, 1, 10, 10))
     assert out.shape == (2, 2) and fusion.out.in_features == 128
@@ -167,6 +174,26 @@ def test_upper_triangle_and_grid():
     out, shape = target_grid(affine, (99, 117, 95), 4)
     assert shape == (50, 59, 48)
     assert out[:3, 3].tolist() == [-97, -133, -71]  # centre of the first 2 x 2 x 2 block
+
+
+def test_brain_box_grid_keeps_every_brain_voxel_of_the_full_grid():
+    mask = mni_brain_mask(2)
+    data = np.asarray(mask.dataobj, dtype=np.float32)
+    full_affine, full_shape = target_grid(mask.affine, data.shape, 4)
+    box_affine, box_shape = brain_box_grid(mask.affine, data.shape, 4)
+    assert box_shape == (39, 47, 40)
+    # Same voxel centres: the box starts on a whole voxel of the full grid.
+    offset = np.linalg.inv(full_affine) @ box_affine[:, 3]
+    assert np.allclose(offset, np.round(offset))
+    assert np.allclose(box_affine[:3, :3], full_affine[:3, :3])
+    on_full = resample(data, mask.affine, full_affine, full_shape)
+    on_box = resample(data, mask.affine, box_affine, box_shape)
+    assert on_box.sum() == pytest.approx(on_full.sum(), rel=1e-6)
+    # One voxel to spare where the source field of view allows (not below: the template's
+    # brain mask reaches the bottom of its grid): no brain at the edge voxels' centres.
+    centres = resample(data, mask.affine, box_affine, box_shape, order=0)
+    assert not centres[[0, -1]].any() and not centres[:, [0, -1]].any()
+    assert not centres[..., -1].any() and centres[..., 0].any()
 
 
 def test_glcm_of_a_checkerboard():

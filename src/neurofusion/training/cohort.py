@@ -47,10 +47,10 @@ from neurofusion.preprocessing.func_outputs import func_outputs
 from neurofusion.provenance import write_provenance
 from neurofusion.training.features import (
     aal_on_grid,
+    brain_box_grid,
     handcrafted_features,
     handcrafted_names,
     resample,
-    target_grid,
     zscore_within,
 )
 
@@ -279,7 +279,8 @@ def assemble_cohort(
     modalities : sequence of str
         ``T1w`` and/or ``bold``: which arrays to build.
     resolution_mm : float
-        Voxel size (mm) of the CNN grid the 2 mm MNI images are resampled to.
+        Voxel size (mm) of the CNN grid the 2 mm MNI images are resampled to (cut to the
+        template's brain, :func:`~neurofusion.training.features.brain_box_grid`).
     func_resolution_mm : int
         ``res-`` entity of the fALFF and ReHo maps.
     atlas : str
@@ -324,7 +325,7 @@ def assemble_cohort(
         _, source_affine = load_image(with_t1[0], first, None)
         source_shape = nib.load(str(first)).shape[:3]
         grid = (source_affine, source_shape)
-        cnn_affine, cnn_shape = target_grid(source_affine, source_shape, resolution_mm)
+        cnn_affine, cnn_shape = brain_box_grid(source_affine, source_shape, resolution_mm)
         parameters |= {
             "source_shape": list(source_shape),
             "source_affine": source_affine.tolist(),
