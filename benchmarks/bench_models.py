@@ -43,19 +43,32 @@ THREADS = 2
 LINEAR_REPEATS = 3
 
 
+def _train(
+    model: str, cohort: Path, splits: list[Path], k: int, settings: TrainSettings
+) -> dict[str, Path]:
+    """Train ``model`` on fold ``k`` as its workflow job does (with that fold's branches,
+    trained before it); returns the fold's output paths."""
+    out = fold_outputs(cohort.parent, model, k)
+    branches = {b: cohort.parent / b / f"fold-{k}" for b in MODELS[model].branches}
+    run_fold(model, cohort, splits[k], k, out, settings, branches or None)
+    return out
+
+
+def _accuracy(predictions: pd.DataFrame) -> float:
+    """Fraction of ``predictions.tsv`` rows whose prediction is the label."""
+    return float((predictions.label == predictions.prediction).mean())
+
+
 def _other_folds(
     model: str, cohort: Path, splits: list[Path], settings: TrainSettings, fold0_s: float
 ) -> dict:
-    """Train ``model`` on folds 1..K-1 once each (fold 0 is done, in ``fold0_s`` seconds)
-    with the fold's own branches, as the workflow's jobs do; the measured minutes of the
-    whole cross-validation and the out-of-fold accuracy and AUC over all K folds."""
-    spec = MODELS[model]
+    """Train ``model`` on folds 1..K-1 once each (fold 0 is done, in ``fold0_s`` seconds);
+    the measured minutes of the whole cross-validation and the out-of-fold accuracy and
+    AUC over all K folds."""
     seconds = fold0_s
     for k in range(1, len(splits)):
-        out = fold_outputs(cohort.parent, model, k)
-        branches = {b: cohort.parent / b / f"fold-{k}" for b in spec.branches}
         start = time.perf_counter()
-        run_fold(model, cohort, splits[k], k, out, settings, branches or None)
+        _train(model, cohort, splits, k, settings)
         seconds += time.perf_counter() - start
     predictions = pd.concat(
         pd.read_csv(fold_outputs(cohort.parent, model, k)["predictions"], sep="\t")
@@ -63,7 +76,7 @@ def _other_folds(
     )
     return {
         "cv_minutes_measured": seconds / 60,
-        "oof_accuracy": float((predictions.label == predictions.prediction).mean()),
+        "oof_accuracy": _accuracy(predictions),
         "oof_auc": auc(predictions.label.to_numpy(), predictions.probability.to_numpy()),
     }
 
@@ -88,11 +101,8 @@ def main(models: list[str], all_folds: bool = False) -> None:
         for model in models:
             spec = MODELS[model]
             out = fold_outputs(root / "models", model, 0)
-            branches = {b: root / "models" / b / "fold-0" for b in spec.branches}
             timing = measure(
-                lambda model=model, out=out, branches=branches: run_fold(
-                    model, cohort, splits[0], 0, out, settings, branches or None
-                ),
+                lambda model=model: _train(model, cohort, splits, 0, settings),
                 repeats=1 if spec.deep or spec.branches else LINEAR_REPEATS,
             )
             per_fold = timing["seconds_median"]
@@ -105,7 +115,7 @@ def main(models: list[str], all_folds: bool = False) -> None:
                 history = pd.read_csv(out["history"], sep="\t")
                 entry["epochs_run"] = len(history)
             predictions = pd.read_csv(out["predictions"], sep="\t")
-            entry["fold0_accuracy"] = float((predictions.label == predictions.prediction).mean())
+            entry["fold0_accuracy"] = _accuracy(predictions)
             if all_folds:
                 entry |= _other_folds(model, cohort, splits, settings, per_fold)
             results[model] = entry
