@@ -209,6 +209,16 @@ def test_resampler_matches_ants_linear_interpolation(tmp_path):
     assert inside.sum() > 1000
     got = np.asarray(mine.dataobj)[..., 0]
     assert np.abs(got[inside] - expected[inside]).max() < 0.01 * expected.max()
+    # Restricted to a region, the same values inside it (cubic too) and zeros outside.
+    region = np.zeros(target.shape, dtype=bool)
+    region[5:20, 8:30, 3:17] = True
+    for order in (1, 3):
+        full = np.asarray(resample_series(bold, target, np.stack([np.eye(4), pose]), field,
+                                          order=order).dataobj)  # fmt: skip
+        part = np.asarray(resample_series(bold, target, np.stack([np.eye(4), pose]), field,
+                                          order=order, region=region).dataobj)  # fmt: skip
+        assert np.array_equal(part[region], full[region]) and full[region].max() > 500
+        assert not part[~region].any()
 
 
 def test_dvars_equals_nipypes_reference_implementation(tmp_path):

@@ -127,6 +127,14 @@ def test_cohort_applies_exclusions(effect_cohort):
     assert cohort.array("fc").shape == (59, 116, 116)
 
 
+def test_more_folds_than_qc_left_in_a_group_stops_with_the_fix(effect_cohort, tmp_path):
+    # The workflow fixes K from participants.tsv (30 per group); QC left 29 in one group.
+    paths = split_paths(tmp_path / "splits", 30)
+    with pytest.raises(NeurofusionError, match=r"excluded\.tsv .* has 29 subjects.*folds to 29"):
+        create_splits(effect_cohort / "models" / "cohort", paths, 30, 1, 0, 0.2)
+    assert not any(path.exists() for path in paths)
+
+
 def test_no_test_subject_reaches_any_fitting_step(effect_cohort):
     quick = TrainSettings(
         epochs=2, patience=2, batch_size=8, threads=1, inner_folds=2, fusion_init="branches"

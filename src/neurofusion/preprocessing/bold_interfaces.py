@@ -31,7 +31,7 @@ from neurofusion.preprocessing.boldmaps import falff, reho
 from neurofusion.preprocessing.confounds import confounds_table, dvars, select_confounds
 from neurofusion.preprocessing.denoise import denoise_series, to_image
 from neurofusion.preprocessing.image_interfaces import save_downsampled
-from neurofusion.preprocessing.masks import bold_masks
+from neurofusion.preprocessing.masks import bold_masks, sampling_region
 from neurofusion.preprocessing.motion import (
     framewise_displacement_jenkinson,
     motion_parameters,
@@ -174,6 +174,7 @@ class _ResampleInputSpec(BaseInterfaceInputSpec):
         File(exists=True), mandatory=True, desc="output grid -> EPI reference, ANTs order"
     )
     static_invert = traits.List(traits.Bool, mandatory=True, desc="ANTs whichtoinvert")
+    region_file = File(exists=True, desc="output voxels to sample (others 0); all if unset")
     num_threads = traits.Int(1, usedefault=True, nohash=True, desc="volumes sampled at once")
 
 
@@ -198,8 +199,16 @@ class ResampleBold(SimpleInterface):
             Path.cwd() / "epi2target_",
         )
         poses = np.loadtxt(self.inputs.poses_file, ndmin=2).reshape(-1, 4, 4)
+        region = None
+        if isdefined(self.inputs.region_file):
+            region = np.asarray(nib.load(self.inputs.region_file).dataobj) > 0
         out = resample_series(
-            nib.load(self.inputs.bold_file), target, poses, field, threads=self.inputs.num_threads
+            nib.load(self.inputs.bold_file),
+            target,
+            poses,
+            field,
+            threads=self.inputs.num_threads,
+            region=region,
         )
         mean = nib.Nifti1Image(np.asarray(out.dataobj).mean(axis=3), out.affine)
         self._results.update(
@@ -418,6 +427,34 @@ class CoregisterEpi(SimpleInterface):
             num_threads=1,
         ).run(cwd=str(cwd))
         self._results["transforms"] = [registration.outputs.affine]
+        return runtime
+
+
+class _RegionInputSpec(BaseInterfaceInputSpec):
+    target_file = File(exists=True, mandatory=True, desc="output grid")
+    t1w_mask = File(exists=True, mandatory=True)
+    t1w2target = InputMultiObject(File(exists=True), mandatory=True, desc="ANTs transforms")
+    t1w2target_invert = traits.List(traits.Bool, mandatory=True)
+
+
+class _RegionOutputSpec(TraitedSpec):
+    region_file = File(exists=True, desc="brain plus a margin on the output grid")
+
+
+class SamplingRegion(SimpleInterface):
+    """The output voxels :class:`ResampleBold` samples (see :func:`.masks.sampling_region`)."""
+
+    input_spec = _RegionInputSpec
+    output_spec = _RegionOutputSpec
+
+    def _run_interface(self, runtime):
+        region = sampling_region(
+            target=nib.load(self.inputs.target_file),
+            t1w_mask=nib.load(self.inputs.t1w_mask),
+            transforms=self.inputs.t1w2target,
+            invert=self.inputs.t1w2target_invert,
+        )
+        self._results["region_file"] = _save(region, "sampling_region.nii.gz")
         return runtime
 
 

@@ -2,7 +2,7 @@
 
 Order (the study's, DPARSF's): drop dummy scans -> slice-timing correction -> rigid
 realignment -> EPI -> T1w registration -> one resampling to MNI composing motion,
-coregistration and normalisation -> confounds -> denoising (regress WM + CSF, smooth
+coregistration and normalisation (of the brain plus 10 mm) -> confounds -> denoising (regress WM + CSF, smooth
 4 mm, detrend, band-pass 0.01-0.08 Hz, or the configured alternative). fALFF is taken
 from the denoised data just before the band-pass, ReHo from the clean BOLD.
 """
@@ -30,6 +30,7 @@ from neurofusion.preprocessing.bold_interfaces import (
     Realign,
     Reho,
     ResampleBold,
+    SamplingRegion,
     SliceTimingCorrection,
 )
 from neurofusion.preprocessing.confounds import N_COMPCOR
@@ -199,6 +200,7 @@ def init_func_wf(
     resample = pe.Node(
         ResampleBold(num_threads=omp_nthreads), name="resample", n_procs=omp_nthreads
     )
+    region = pe.Node(SamplingRegion(), name="sampling_region")
     masks = pe.Node(BoldMasks(), name="masks")
     fd = pe.Node(FramewiseDisplacement(parameter_source="SPM"), name="fd_power")
     compcor = pe.Node(
@@ -248,6 +250,10 @@ def init_func_wf(
                              ("poses_file", "poses_file")]),
         (grid, resample, [("t1w_file", "target_file")]),
         (chain, resample, [("transforms", "static_transforms"), ("invert", "static_invert")]),
+        (grid, region, [("t1w_file", "target_file")]),
+        (inputnode, region, [("t1w_mask", "t1w_mask"), ("t1w2mni_xfm", "t1w2target"),
+                             ("t1w2mni_invert", "t1w2target_invert")]),
+        (region, resample, [("region_file", "region_file")]),
         (grid, masks, [("t1w_file", "target_file")]),
         (resample, masks, [("boldref_file", "boldref_file")]),
         (inputnode, masks, [("t1w_mask", "t1w_mask"), ("probseg", "probseg"),

@@ -145,8 +145,23 @@ def create_splits(
     seed: int,
     validation_fraction: float,
 ) -> None:
-    """Write the ``folds * repeats`` split files of the cohort (``paths`` in split order)."""
+    """Write the ``folds * repeats`` split files of the cohort (``paths`` in split order).
+
+    The workflow fixes ``folds`` (the number of split files) when it plans the run, from
+    participants.tsv; QC exclusions can leave the smaller group with fewer subjects than
+    that, which stops here with an error naming the exclusions and the fix.
+    """
     cohort = Cohort(cohort_dir)
+    sizes = cohort.table["group"].value_counts()
+    if int(sizes.min()) < folds:
+        raise NeurofusionError(
+            f"the run was planned with {folds} folds (models.folds, at most the smaller "
+            "group's size in participants.tsv), but after the QC exclusions listed in "
+            f"{cohort_outputs(cohort_dir, ())['excluded']} group {sizes.idxmin()!r} has "
+            f"{int(sizes.min())} subjects, so some test folds would miss it. Fix: set "
+            f"models.folds to {int(sizes.min())} or fewer (or review the exclusions and the "
+            "qc: thresholds) and run again"
+        )
     write_splits(make_splits(cohort.table, folds, repeats, seed, validation_fraction), paths)
 
 
