@@ -2,9 +2,10 @@
 
 Order (the study's, DPARSF's): drop dummy scans -> slice-timing correction -> rigid
 realignment -> EPI -> T1w registration -> one resampling to MNI composing motion,
-coregistration and normalisation (of the brain plus 10 mm) -> confounds -> denoising (regress WM + CSF, smooth
-4 mm, detrend, band-pass 0.01-0.08 Hz, or the configured alternative). fALFF is taken
-from the denoised data just before the band-pass, ReHo from the clean BOLD.
+coregistration and normalisation (of the brain plus 10 mm) -> confounds -> denoising
+(regress WM + CSF, smooth 4 mm, detrend, band-pass 0.01-0.08 Hz, or the configured
+alternative). fALFF is taken from the denoised data just before the band-pass, ReHo from
+the clean BOLD.
 """
 
 from __future__ import annotations

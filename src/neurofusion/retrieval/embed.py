@@ -20,9 +20,9 @@ import torch
 
 from neurofusion.retrieval.library import Entries, fold_entries
 from neurofusion.training.cohort import Cohort
+from neurofusion.training.deep import deep_inputs, network_builder
 from neurofusion.training.features import upper_triangle
 from neurofusion.training.loop import ChannelScaler
-from neurofusion.training.pipelines import deep_inputs, network_builder
 from neurofusion.training.splits import read_split
 
 #: Models whose learned features go into the library, with their feature length.

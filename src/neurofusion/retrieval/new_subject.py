@@ -25,7 +25,7 @@ from neurofusion.retrieval.embed import restore
 from neurofusion.retrieval.library import FINAL_FOLD, read_entries, read_final_model
 from neurofusion.retrieval.search import nearest, neighbours_table
 from neurofusion.training.cohort import Cohort, cnn_t1, load_image, read_fisherz
-from neurofusion.training.pipelines import build_network
+from neurofusion.training.deep import build_network
 
 #: Who a new subject is in error messages (InputError names subjects ``sub-<label>``).
 NEW_SUBJECT = "sub-new"

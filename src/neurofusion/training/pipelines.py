@@ -6,9 +6,10 @@ through :class:`Fold`, and every fitted object (input scaling, feature selection
 reference, classifier, early stopping, hyper-parameter search, stacker) records in
 :class:`FitLog` the participants it saw, so a test can check them against the split file.
 
-Deep models (torch) train on the split's ``train`` subjects and stop early on its
-``validation`` subjects. Linear models fit on the whole training fold (``train`` +
-``validation``), choosing C by an inner stratified cross-validation on it.
+Deep models (torch; in :mod:`~neurofusion.training.deep`, loaded only to fit one) train on
+the split's ``train`` subjects and stop early on its ``validation`` subjects. Linear models
+fit on the whole training fold (``train`` + ``validation``), choosing C by an inner
+stratified cross-validation on it.
 
 In a cohort where some subjects lack a modality, every model sees only the subjects it can
 use (:func:`usable`): a single-modality model those with its modality; ``fusion`` and
@@ -23,26 +24,21 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
-from scipy.special import expit, logit
+from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score
-from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 from threadpoolctl import threadpool_limits
 
-from neurofusion.models import CNN3D, BrainNetCNN, FusionNet
 from neurofusion.training.cohort import ARRAY_MODALITIES, Cohort
 from neurofusion.training.features import upper_triangle
-from neurofusion.training.loop import predict_proba, train_network
 from neurofusion.training.settings import TrainSettings
-from neurofusion.training.splits import role_ids, split_seed
+from neurofusion.training.splits import role_ids
 
 #: Grey-matter probability above which a voxel enters ``svm_gm`` (training-fold mean).
 GM_THRESHOLD = 0.2
-#: Probabilities are clipped to [EPS, 1 - EPS] before the logit in late fusion.
-EPS = 1e-6
 
 
 class FitLog:
@@ -170,234 +166,6 @@ def usable_ids(name: str, cohort: Cohort, ids: Sequence[str]) -> list[str]:
     return [pid for pid, ok in zip(ids, keep[cohort.indices(ids)], strict=True) if ok]
 
 
-# --- deep models -------------------------------------------------------------------------
-
-
-def deep_inputs(name: str, cohort: Cohort) -> list[np.ndarray]:
-    """The (n, C, ...) arrays a deep model reads (memory-mapped until indexed)."""
-    if name == "cnn3d":
-        return [cohort.array("t1")[:, None]]
-    if name == "brainnetcnn":
-        return [cohort.array("fc")[:, None]]
-    if name == "fusion":
-        return [cohort.array("t1")[:, None], cohort.array("fc")[:, None]]
-    if name == "early_fusion":
-        return [_StackedChannels(cohort.array("t1"), cohort.array("maps"))]
-    raise KeyError(name)
-
-
-class _StackedChannels:
-    """(n, 1 + C, X, Y, Z) view of a T1 stack and a map stack, built per indexed subset."""
-
-    def __init__(self, t1: np.ndarray, maps: np.ndarray) -> None:
-        self.t1, self.maps = t1, maps
-        self.shape = (t1.shape[0], 1 + maps.shape[1], *t1.shape[1:])
-
-    def __getitem__(self, index) -> np.ndarray:
-        return np.concatenate([self.t1[index][:, None], self.maps[index]], axis=1)
-
-
-def build_network(
-    name: str,
-    t1_shape: Sequence[int] | None = None,
-    n_regions: int | None = None,
-    map_channels: int = 0,
-    modality_dropout: float = 0.0,
-) -> torch.nn.Module:
-    """A fresh, untrained network of model ``name``.
-
-    Parameters
-    ----------
-    name : str
-        ``cnn3d``, ``brainnetcnn``, ``fusion`` or ``early_fusion``.
-    t1_shape : sequence of int, optional
-        (X, Y, Z) of the 3D-CNN grid (models with a T1 branch).
-    n_regions : int, optional
-        N of the N x N connectivity matrices (models with a connectivity branch).
-    map_channels : int
-        Voxel-wise BOLD maps stacked with the T1 (``early_fusion``).
-    modality_dropout : float
-        Of ``fusion`` (:class:`~neurofusion.models.FusionNet`).
-    """
-    if name in ("cnn3d", "early_fusion"):
-        channels = 1 if name == "cnn3d" else 1 + map_channels
-        return CNN3D(tuple(t1_shape), in_channels=channels)
-    if name == "brainnetcnn":
-        return BrainNetCNN(n_regions)
-    if name == "fusion":
-        cnn = build_network("cnn3d", t1_shape)
-        return FusionNet(cnn, build_network("brainnetcnn", n_regions=n_regions), modality_dropout)
-    raise KeyError(name)
-
-
-def network_builder(
-    name: str, cohort: Cohort, modality_dropout: float = 0.0
-) -> Callable[[], torch.nn.Module]:
-    """Factory of fresh networks of model ``name`` for the cohort's input shapes."""
-    shapes: dict[str, Any] = {}
-    if "T1w" in cohort.modalities:
-        shapes["t1_shape"] = cohort.array("t1").shape[1:]
-    if "bold" in cohort.modalities:
-        shapes["n_regions"] = cohort.array("fc").shape[-1]
-    if name == "early_fusion":
-        shapes["map_channels"] = cohort.array("maps").shape[1]
-    return lambda: build_network(name, modality_dropout=modality_dropout, **shapes)
-
-
-def _train_deep(
-    name: str,
-    fold: Fold,
-    log: FitLog,
-    train: Sequence[str],
-    validation: Sequence[str],
-    apply: Sequence[str],
-    seed: int,
-    initial_state: dict | None = None,
-) -> tuple[np.ndarray, pd.DataFrame, dict]:
-    """Train model ``name`` on ``train`` (early stopping on ``validation``); score ``apply``.
-
-    Subjects the model cannot use (:func:`usable`) are left out of training, and their
-    probability is NaN. Returns the probabilities of ``apply``, the history and the
-    artefact to save.
-    """
-    train, validation = (usable_ids(name, fold.cohort, ids) for ids in (train, validation))
-    scored = usable_ids(name, fold.cohort, apply)
-    inputs = deep_inputs(name, fold.cohort)
-    rows = {key: fold.cohort.indices(ids) for key, ids in
-            (("train", train), ("validation", validation), ("apply", scored))}  # fmt: skip
-    model, scaler, history = train_network(
-        network_builder(name, fold.cohort, fold.settings.modality_dropout),
-        [x[rows["train"]] for x in inputs],
-        fold.labels[rows["train"]],
-        [x[rows["validation"]] for x in inputs],
-        fold.labels[rows["validation"]],
-        fold.settings.for_model(name),
-        seed,
-        initial_state=initial_state,
-    )
-    log.record("input_scaling", train)
-    log.record("network", train)
-    log.record("early_stopping", validation)
-    probability = np.full(len(apply), np.nan)
-    probability[np.isin(apply, scored)] = predict_proba(
-        model, scaler.transform([x[rows["apply"]] for x in inputs]), torch.device("cpu")
-    )
-    artefact = {"model": name, "state_dict": model.state_dict(), "scaler": scaler.state()}
-    return probability, history, artefact
-
-
-def _fit_single_deep(name: str) -> Callable[..., FoldResult]:
-    def fit(fold: Fold, log: FitLog, branches: Mapping | None = None) -> FoldResult:
-        probability, history, artefact = _train_deep(
-            name,
-            fold,
-            log,
-            fold.ids("train"),
-            fold.ids("validation"),
-            fold.ids("test"),
-            fold.seed,
-        )
-        return FoldResult(probability, history, artefact)
-
-    return fit
-
-
-def fit_fusion(fold: Fold, log: FitLog, branches: Mapping | None = None) -> FoldResult:
-    """Intermediate fusion, trained end to end.
-
-    With ``settings.fusion_init == "branches"`` the encoders start from this fold's trained
-    ``cnn3d`` and ``brainnetcnn``: ``branches[name]`` = ``{"state_dict", "fitted"}`` of the
-    same fold (from their jobs), or, when absent, they are trained here first on the same
-    subjects.
-    """
-    initial = None
-    if fold.settings.fusion_init == "branches":
-        initial = {}
-        for name, prefix in (("cnn3d", "cnn"), ("brainnetcnn", "brainnet")):
-            if branches and name in branches:
-                state, fitted = branches[name]["state_dict"], branches[name]["fitted"]
-            else:
-                branch_log = FitLog()
-                _, _, artefact = _train_deep(
-                    name, fold, branch_log, fold.ids("train"), fold.ids("validation"),
-                    [], fold.seed,
-                )  # fmt: skip
-                state, fitted = artefact["state_dict"], branch_log.steps
-            log.merge(name, fitted)
-            initial |= {f"{prefix}.{key}": value for key, value in state.items()}
-    probability, history, artefact = _train_deep(
-        "fusion",
-        fold,
-        log,
-        fold.ids("train"),
-        fold.ids("validation"),
-        fold.ids("test"),
-        fold.seed,
-        initial_state=initial,
-    )
-    return FoldResult(probability, history, artefact)
-
-
-def fit_late_fusion(fold: Fold, log: FitLog, branches: Mapping | None = None) -> FoldResult:
-    """Late fusion by feature transformation (PAPER.md section 3).
-
-    Inside the training fold, each branch (``cnn3d``, ``brainnetcnn``) is cross-validated
-    (``settings.inner_folds``; early stopping on a stratified share of each inner training
-    set); its out-of-fold probabilities, as logits, train a logistic regression. The test
-    subjects get the same transformation of the branches trained on the whole training fold:
-    ``branches[name]`` = ``{"probability": {participant_id: p}, "fitted"}`` of the same fold,
-    or trained here when absent. A subject without a branch's modality has logit 0 for it
-    (probability 0.5: no evidence either way), so the stacker scores it from the other.
-    """
-    settings = fold.settings
-    training = fold.ids("train", "validation")
-    rows = fold.cohort.indices(training)
-    inner = StratifiedKFold(settings.inner_folds, shuffle=True, random_state=fold.seed)
-    names = ("cnn3d", "brainnetcnn")
-    oof = np.zeros((len(training), len(names)))
-    curves = []
-    for k, (fit_rows, held_rows) in enumerate(inner.split(rows, fold.labels[rows])):
-        fit_ids = [training[i] for i in fit_rows]
-        train_ids, val_ids = train_test_split(
-            fit_ids,
-            test_size=fold.validation_fraction,
-            stratify=fold.labels[fold.cohort.indices(fit_ids)],
-            random_state=split_seed(fold.seed, k),
-        )
-        held = [training[i] for i in held_rows]
-        for j, name in enumerate(names):
-            branch_log = FitLog()
-            oof[held_rows, j], history, _ = _train_deep(
-                name, fold, branch_log, train_ids, val_ids, held, split_seed(fold.seed, k, j)
-            )
-            log.merge(f"inner-{k}/{name}", branch_log.steps)
-            curves.append(history.assign(model=name, inner_fold=k))
-    test = fold.ids("test")
-    test_prob = np.zeros((len(test), len(names)))
-    for j, name in enumerate(names):
-        if branches and name in branches:
-            test_prob[:, j] = [branches[name]["probability"].get(pid, np.nan) for pid in test]
-            log.merge(name, branches[name]["fitted"])
-        else:
-            branch_log = FitLog()
-            test_prob[:, j], _, _ = _train_deep(
-                name, fold, branch_log, fold.ids("train"), fold.ids("validation"), test,
-                fold.seed,
-            )  # fmt: skip
-            log.merge(name, branch_log.steps)
-    stacker = LogisticRegression(class_weight="balanced")
-    stacker.fit(_branch_logits(oof), fold.labels[rows])
-    log.record("stacker", training)
-    probability = stacker.predict_proba(_branch_logits(test_prob))[:, 1]
-    return FoldResult(probability, pd.concat(curves, ignore_index=True), stacker)
-
-
-def _branch_logits(probability: np.ndarray) -> np.ndarray:
-    """Logits of (n, branches) probabilities, clipped to [EPS, 1 - EPS]; NaN (a branch
-    without its modality) becomes 0."""
-    return np.nan_to_num(logit(np.clip(probability, EPS, 1 - EPS)), nan=0.0)
-
-
 # --- linear models -------------------------------------------------------------------------
 
 
@@ -519,17 +287,29 @@ def _fit_linear(name: str) -> Callable[..., FoldResult]:
     return fit
 
 
+def _deep(name: str) -> Callable[..., FoldResult]:
+    """Model ``name``'s fit from :mod:`neurofusion.training.deep`, imported when called, so
+    that only jobs training a deep model load torch (1.5 s of a linear job's 3.5 s)."""
+
+    def fit(fold: Fold, log: FitLog, branches: Mapping | None = None) -> FoldResult:
+        from neurofusion.training.deep import FITS
+
+        return FITS[name](fold, log, branches)
+
+    return fit
+
+
 #: The study's models and baselines, by the name used in config.yaml and output folders.
 MODELS: dict[str, ModelSpec] = {
-    "cnn3d": ModelSpec(_fit_single_deep("cnn3d"), ("t1",), True,
+    "cnn3d": ModelSpec(_deep("cnn3d"), ("t1",), True,
                        description="3D CNN on the MNI T1"),
-    "brainnetcnn": ModelSpec(_fit_single_deep("brainnetcnn"), ("fc",), True,
+    "brainnetcnn": ModelSpec(_deep("brainnetcnn"), ("fc",), True,
                              description="BrainNetCNN on Fisher-z connectivity"),
-    "fusion": ModelSpec(fit_fusion, ("t1", "fc"), True, ("cnn3d", "brainnetcnn"),
+    "fusion": ModelSpec(_deep("fusion"), ("t1", "fc"), True, ("cnn3d", "brainnetcnn"),
                         "intermediate fusion of both encoders (the study's)"),
-    "late_fusion": ModelSpec(fit_late_fusion, ("t1", "fc"), False, ("cnn3d", "brainnetcnn"),
+    "late_fusion": ModelSpec(_deep("late_fusion"), ("t1", "fc"), False, ("cnn3d", "brainnetcnn"),
                              "logistic regression on the branches' out-of-fold probabilities"),
-    "early_fusion": ModelSpec(_fit_single_deep("early_fusion"), ("t1", "maps"), True,
+    "early_fusion": ModelSpec(_deep("early_fusion"), ("t1", "maps"), True,
                               description="3D CNN on stacked T1, fALFF and ReHo"),
     "svm_connectivity": ModelSpec(_fit_linear("svm_connectivity"), ("fc",), False,
                                   description="linear SVM on the connectivity upper triangle"),

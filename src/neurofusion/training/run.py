@@ -22,7 +22,6 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pandas as pd
-import torch
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
 from neurofusion.errors import NeurofusionError
@@ -198,6 +197,8 @@ def read_branches(model: str, branch_dirs: Mapping[str, str | Path]) -> dict[str
         fitted = json.loads(files["provenance"].read_text())["fitted"]
         entry: dict = {"fitted": fitted}
         if model == "fusion":
+            import torch  # here, not at the top: the linear models' jobs never load it
+
             entry["state_dict"] = torch.load(files["model"], weights_only=True)["state_dict"]
         else:
             predictions = pd.read_csv(files["predictions"], sep="\t")
@@ -270,6 +271,8 @@ def run_fold(
         result.history.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
     with atomic_path(out["model"]) as tmp:
         if spec.deep:
+            import torch  # loaded by the deep model's fit already
+
             torch.save(result.artefact, tmp)
         else:
             joblib.dump(result.artefact, tmp)
