@@ -458,13 +458,9 @@ class SamplingRegion(SimpleInterface):
         return runtime
 
 
-class _MasksInputSpec(BaseInterfaceInputSpec):
-    target_file = File(exists=True, mandatory=True, desc="output grid")
+class _MasksInputSpec(_RegionInputSpec):
     boldref_file = File(exists=True, mandatory=True, desc="mean BOLD on the output grid")
-    t1w_mask = File(exists=True, mandatory=True)
     probseg = InputMultiObject(File(exists=True), mandatory=True, desc="GM, WM, CSF (native)")
-    t1w2target = InputMultiObject(File(exists=True), mandatory=True, desc="ANTs transforms")
-    t1w2target_invert = traits.List(traits.Bool, mandatory=True)
 
 
 class _MasksOutputSpec(TraitedSpec):

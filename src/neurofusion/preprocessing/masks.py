@@ -42,6 +42,16 @@ def erode_mm(mask: np.ndarray, zooms: Sequence[float], depth_mm: float) -> np.nd
     return ndi.distance_transform_edt(mask, sampling=zooms) > depth_mm
 
 
+def carried_brain(
+    target: nib.Nifti1Image,
+    t1w_mask: nib.Nifti1Image,
+    transforms: Sequence[str | Path],
+    invert: Sequence[bool],
+) -> np.ndarray:
+    """The native T1w brain mask on ``target``'s grid (linear, then >= 0.5); 3D bool."""
+    return _to_target(t1w_mask, target, transforms, invert) >= 0.5
+
+
 def sampling_region(
     target: nib.Nifti1Image,
     t1w_mask: nib.Nifti1Image,
@@ -51,8 +61,8 @@ def sampling_region(
 ) -> nib.Nifti1Image:
     """The output voxels worth resampling: the subject's brain plus ``margin_mm``.
 
-    The brain is the native T1w mask carried to ``target``'s grid exactly as
-    :func:`bold_masks` carries it, so every mask of the functional workflow lies inside.
+    The brain is :func:`carried_brain`, as in :func:`bold_masks`, so every mask of the
+    functional workflow lies inside.
     On the 3 mm MNI grid this is about a third of the grid (template brain: 21 %).
 
     Parameters
@@ -71,7 +81,7 @@ def sampling_region(
     nibabel.Nifti1Image
         uint8 mask on ``target``'s grid.
     """
-    brain = _to_target(t1w_mask, target, transforms, invert) >= 0.5
+    brain = carried_brain(target, t1w_mask, transforms, invert)
     zooms = target.header.get_zooms()[:3]
     region = ndi.distance_transform_edt(~brain, sampling=zooms) <= margin_mm
     return nib.Nifti1Image(region.astype(np.uint8), target.affine)
@@ -107,7 +117,7 @@ def bold_masks(
         their un-eroded masks when erosion leaves no voxel (tiny images).
     """
     zooms = t1w_mask.header.get_zooms()[:3]
-    brain = _to_target(t1w_mask, target, transforms, invert) >= 0.5
+    brain = carried_brain(target, t1w_mask, transforms, invert)
     ref = np.asarray(boldref.dataobj, dtype=np.float32)
     if brain.any():
         brain &= ref > COVERAGE_FRACTION * np.percentile(ref[brain], 98)
