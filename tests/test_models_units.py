@@ -26,6 +26,7 @@ from neurofusion.training.features import (
     target_grid,
     upper_triangle,
 )
+from neurofusion.training.loop import train_network
 from neurofusion.training.pipelines import MODELS
 from neurofusion.training.run import permutation_chunks, permuted_labels
 from neurofusion.training.settings import TrainSettings
@@ -262,3 +263,23 @@ def test_permutation_jobs_cover_each_permutation_once():
     assert np.array_equal(permuted_labels(labels, 0, 3), permuted_labels(labels, 0, 3))
     assert not np.array_equal(permuted_labels(labels, 0, 3), permuted_labels(labels, 0, 4))
     assert sorted(permuted_labels(labels, 0, 3)) == sorted(labels)
+
+
+def test_min_epochs_keeps_early_stopping_off_the_first_epochs():
+    """A validation set whose labels are the training labels flipped: its loss is lowest
+    before training, so plain early stopping keeps epoch 1 and stops after ``patience``;
+    with ``min_epochs`` the run lasts at least that long and keeps a later epoch."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((40, 1, 4)).astype(np.float32)
+    y = (x[:, 0, 0] > 0).astype(int)
+    build = lambda: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))  # noqa: E731
+    runs = {}
+    for min_epochs in (0, 6):
+        settings = TrainSettings(epochs=12, patience=2, min_epochs=min_epochs, lr=0.05)
+        _, _, history = train_network(build, [x], y, [x], 1 - y, settings, seed=0)
+        runs[min_epochs] = history
+    plain, warm = runs[0], runs[6]
+    assert plain.validation_loss.iloc[0] < plain.validation_loss.iloc[1:].min()
+    assert plain.epoch[plain.best == 1].tolist() == [1] and len(plain) == 3
+    assert len(warm) == 8 and warm.epoch[warm.best == 1].tolist() == [6]
+    assert warm.train_accuracy.iloc[-1] > 0.9

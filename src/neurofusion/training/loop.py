@@ -217,7 +217,8 @@ def train_network(
     -------
     model : nn.Module
         On the CPU, in evaluation mode, with the weights of the epoch of lowest
-        validation loss (the last epoch when there is no validation set).
+        validation loss (training loss when there is no validation set) among the
+        epochs from ``settings.min_epochs`` on.
     scaler : ChannelScaler
         Input standardisation fitted on ``train_inputs``.
     history : pandas.DataFrame
@@ -242,7 +243,7 @@ def train_network(
     )
     generator = torch.Generator().manual_seed(seed)
     rows = []
-    best_loss, best_state, waited = float("inf"), None, 0
+    best_loss, best_state, best_epoch, waited = float("inf"), None, 0, 0
     for epoch in range(1, settings.epochs + 1):
         train_loss, train_acc = _train_epoch(
             model, x_train, yt, loss_fn, optimiser, device, settings.batch_size, generator
@@ -250,14 +251,15 @@ def train_network(
         val_loss, val_acc = _loss_and_accuracy(
             model, x_val, yv, loss_fn, device, settings.batch_size
         )
+        rows.append([epoch, train_loss, train_acc, val_loss, val_acc, 0])
+        if epoch < settings.min_epochs:
+            continue
         monitored = val_loss if len(yv) else train_loss
-        improved = monitored < best_loss
-        if improved:
-            best_loss, waited = monitored, 0
+        if monitored < best_loss:
+            best_loss, best_epoch, waited = monitored, epoch, 0
             best_state = copy.deepcopy(model.state_dict())
         else:
             waited += 1
-        rows.append([epoch, train_loss, train_acc, val_loss, val_acc, 0])
         if waited >= settings.patience:
             break
     history = pd.DataFrame(
@@ -273,6 +275,6 @@ def train_network(
     )
     if best_state is not None:
         model.load_state_dict(best_state)
-        history.loc[history["validation_loss" if len(yv) else "train_loss"].idxmin(), "best"] = 1
+        history.loc[history.epoch == best_epoch, "best"] = 1
     model.to("cpu").eval()
     return model, scaler, history

@@ -29,6 +29,10 @@ class TrainSettings:
     patience : int
         Epochs without a lower validation loss before training stops (the weights of
         the best epoch are kept).
+    min_epochs : int
+        Epochs trained before early stopping watches the validation loss (Keras'
+        ``start_from_epoch``): the kept weights are those of the best epoch from
+        ``min_epochs`` on, and training never stops before it.
     seed : int
         Seed of splits, weight initialisation, batch order, dropout and inner CV.
     inner_folds : int
@@ -54,6 +58,7 @@ class TrainSettings:
     model_lr: tuple[tuple[str, float], ...] = ()
     weight_decay: float = 1e-4
     patience: int = 8
+    min_epochs: int = 0
     seed: int = 0
     inner_folds: int = 3
     svm_c: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0)
