@@ -13,8 +13,12 @@ model_power.json record) and 2 threads, through
 numbers are the workflow's). One cohort per size: the accuracies carry the sampling
 noise of that many subjects (see the Wilson interval written beside each).
 
-Run: ``python benchmarks/model_power.py [N_PER_GROUP ...] [--models M ...]``; writes
-benchmarks/results/model_power.json (sizes not run keep their previous entries).
+With ``--effect-size D`` the cohorts carry a planted effect of D (grey matter and
+connectivity; the demo's default is 2): how large an effect the 16-subject demo would need.
+
+Run: ``python benchmarks/model_power.py [N_PER_GROUP ...] [--models M ...]
+[--effect-size D]``; writes benchmarks/results/model_power.json, one ``by_n_per_group``
+table per effect size under ``by_effect_size`` (sizes not run keep their previous entries).
 """
 
 from __future__ import annotations
@@ -83,16 +87,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sizes", nargs="*", type=int, default=[8, 16, 24])
     parser.add_argument("--models", nargs="+", default=["brainnetcnn", "cnn3d", "fusion"])
+    parser.add_argument("--effect-size", type=float, default=2.0)
     args = parser.parse_args()
     config = yaml.safe_load((REPO / "config.yaml").read_text())["models"]
     previous = RESULTS / "model_power.json"
     results = json.loads(previous.read_text())["results"] if previous.is_file() else {}
     results["settings"] = TrainSettings.from_config(config, threads=THREADS).as_dict()
-    results["effect_size"] = 2.0
     results["n_volumes"] = DEMO_VOLUMES
-    by_size = results.setdefault("by_n_per_group", {})
+    effect = results.setdefault("by_effect_size", {}).setdefault(str(args.effect_size), {})
+    by_size = effect.setdefault("by_n_per_group", {})
     for n in args.sizes:
-        by_size[str(n)] = measure_size(n, args.models, [config])[0]
+        by_size[str(n)] = measure_size(n, args.models, [config], effect_size=args.effect_size)[0]
         write_result("model_power", results)
 
 
