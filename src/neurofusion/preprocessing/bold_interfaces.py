@@ -437,6 +437,16 @@ class _RegionInputSpec(BaseInterfaceInputSpec):
     t1w2target_invert = traits.List(traits.Bool, mandatory=True)
 
 
+def _carried_brain_args(inputs: _RegionInputSpec) -> dict:
+    """The :func:`.masks.carried_brain` arguments of a :class:`_RegionInputSpec`."""
+    return {
+        "target": nib.load(inputs.target_file),
+        "t1w_mask": nib.load(inputs.t1w_mask),
+        "transforms": inputs.t1w2target,
+        "invert": inputs.t1w2target_invert,
+    }
+
+
 class _RegionOutputSpec(TraitedSpec):
     region_file = File(exists=True, desc="brain plus a margin on the output grid")
 
@@ -448,12 +458,7 @@ class SamplingRegion(SimpleInterface):
     output_spec = _RegionOutputSpec
 
     def _run_interface(self, runtime):
-        region = sampling_region(
-            target=nib.load(self.inputs.target_file),
-            t1w_mask=nib.load(self.inputs.t1w_mask),
-            transforms=self.inputs.t1w2target,
-            invert=self.inputs.t1w2target_invert,
-        )
+        region = sampling_region(**_carried_brain_args(self.inputs))
         self._results["region_file"] = _save(region, "sampling_region.nii.gz")
         return runtime
 
@@ -479,12 +484,9 @@ class BoldMasks(SimpleInterface):
 
     def _run_interface(self, runtime):
         masks = bold_masks(
-            target=nib.load(self.inputs.target_file),
             boldref=nib.load(self.inputs.boldref_file),
-            t1w_mask=nib.load(self.inputs.t1w_mask),
             probseg=[nib.load(p) for p in self.inputs.probseg],
-            transforms=self.inputs.t1w2target,
-            invert=self.inputs.t1w2target_invert,
+            **_carried_brain_args(self.inputs),
         )
         for name, img in masks.items():
             self._results[f"{name}_mask"] = _save(img, f"{name}_mask.nii.gz")
