@@ -30,28 +30,24 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
-from common import RESULTS, assemble_synthetic, measure, split_synthetic, write_result
+from common import (
+    RESULTS,
+    assemble_synthetic,
+    measure,
+    split_synthetic,
+    train_fold,
+    write_result,
+)
 
 from neurofusion.evaluation.metrics import auc
-from neurofusion.training.pipelines import MODELS
-from neurofusion.training.run import fold_outputs, run_fold
+from neurofusion.training.layout import fold_outputs
+from neurofusion.training.registry import MODELS
 from neurofusion.training.settings import TrainSettings
 from neurofusion.training.synthetic import write_synthetic_cohort
 
 REPO = Path(__file__).resolve().parents[1]
 THREADS = 2
 LINEAR_REPEATS = 3
-
-
-def _train(
-    model: str, cohort: Path, splits: list[Path], k: int, settings: TrainSettings
-) -> dict[str, Path]:
-    """Train ``model`` on fold ``k`` as its workflow job does (with that fold's branches,
-    trained before it); returns the fold's output paths."""
-    out = fold_outputs(cohort.parent, model, k)
-    branches = {b: cohort.parent / b / f"fold-{k}" for b in MODELS[model].branches}
-    run_fold(model, cohort, splits[k], k, out, settings, branches or None)
-    return out
 
 
 def _accuracy(predictions: pd.DataFrame) -> float:
@@ -68,7 +64,7 @@ def _other_folds(
     seconds = fold0_s
     for k in range(1, len(splits)):
         start = time.perf_counter()
-        _train(model, cohort, splits, k, settings)
+        train_fold(model, cohort, splits, k, settings)
         seconds += time.perf_counter() - start
     predictions = pd.concat(
         pd.read_csv(fold_outputs(cohort.parent, model, k)["predictions"], sep="\t")
@@ -102,7 +98,7 @@ def main(models: list[str], all_folds: bool = False) -> None:
             spec = MODELS[model]
             out = fold_outputs(root / "models", model, 0)
             timing = measure(
-                lambda model=model: _train(model, cohort, splits, 0, settings),
+                lambda model=model: train_fold(model, cohort, splits, 0, settings),
                 repeats=1 if spec.deep or spec.branches else LINEAR_REPEATS,
             )
             per_fold = timing["seconds_median"]

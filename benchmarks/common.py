@@ -13,7 +13,10 @@ from typing import Any
 from neurofusion.fileio import write_json
 from neurofusion.provenance import software_versions
 from neurofusion.training.cohort import assemble_cohort
-from neurofusion.training.run import create_splits, split_paths
+from neurofusion.training.layout import fold_outputs, split_paths
+from neurofusion.training.registry import MODELS
+from neurofusion.training.run import create_splits, run_fold
+from neurofusion.training.settings import TrainSettings
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -72,3 +75,14 @@ def split_synthetic(root: Path, folds: int, models: dict[str, Any]) -> list[Path
     create_splits(root / "models" / "cohort", splits, folds, 1, models["seed"],
                   models["validation_fraction"])  # fmt: skip
     return splits
+
+
+def train_fold(
+    model: str, cohort: Path, splits: list[Path], k: int, settings: TrainSettings
+) -> dict[str, Path]:
+    """Train ``model`` on fold ``k`` as its workflow job does (with that fold's branches,
+    trained before it, from ``cohort.parent``); returns the fold's output paths."""
+    out = fold_outputs(cohort.parent, model, k)
+    branches = {b: cohort.parent / b / f"fold-{k}" for b in MODELS[model].branches}
+    run_fold(model, cohort, splits[k], k, out, settings, branches or None)
+    return out

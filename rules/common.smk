@@ -6,7 +6,7 @@ from neurofusion.bids.layout import raw_image_path
 from neurofusion.failures import failed_jobs, failure_summary
 from neurofusion.preprocessing.anat_outputs import anat_outputs
 from neurofusion.preprocessing.func_outputs import func_outputs
-from neurofusion.training.pipelines import MODELS
+from neurofusion.training.registry import MODELS
 from neurofusion.training.settings import TrainSettings
 from neurofusion.workflow import (
     bids_inputs,

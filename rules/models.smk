@@ -2,16 +2,14 @@
 # label-permutation tests, and the evaluation of every model.
 from neurofusion.evaluation.report import evaluation_outputs
 from neurofusion.training.cohort import cohort_outputs, subject_inputs
-from neurofusion.training.pipelines import MODELS
-from neurofusion.training.run import (
-    available_models,
+from neurofusion.training.layout import (
     fold_outputs,
     job_inputs,
-    permutation_chunks,
     permutation_file,
-    permutation_kind,
     split_paths,
 )
+from neurofusion.training.permutations import permutation_chunks, permutation_kind
+from neurofusion.training.registry import MODELS, available_models
 
 MODELS_CFG = config["models"]
 MODELS_DIR = f"{OUT}/models"

@@ -3,7 +3,7 @@
 # The final models (every subject trains) embed new subjects: `neurofusion retrieve --t1`.
 from neurofusion.retrieval.embed import ENCODERS
 from neurofusion.retrieval.stage import retrieval_outputs
-from neurofusion.training.run import FINAL, split_file
+from neurofusion.training.layout import FINAL, split_file
 
 RETRIEVAL_ENCODERS = [name for name in ENCODERS if name in RUN_MODELS]
 

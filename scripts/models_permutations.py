@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from neurofusion.logs import run_step
-from neurofusion.training.run import run_permutations
+from neurofusion.training.permutations import run_permutations
 from neurofusion.training.settings import TrainSettings
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)

@@ -3,8 +3,9 @@
 from pathlib import Path
 
 from neurofusion.logs import run_step
-from neurofusion.training.pipelines import MODELS
-from neurofusion.training.run import FINAL, run_fold
+from neurofusion.training.layout import FINAL
+from neurofusion.training.registry import MODELS
+from neurofusion.training.run import run_fold
 from neurofusion.training.settings import TrainSettings
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)

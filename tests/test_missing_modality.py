@@ -19,9 +19,10 @@ from neurofusion.errors import NeurofusionError
 from neurofusion.evaluation.report import evaluate, evaluation_outputs
 from neurofusion.models import CNN3D, BrainNetCNN, FusionNet
 from neurofusion.training.cohort import Cohort, assemble_cohort
-from neurofusion.training.loop import ChannelScaler
-from neurofusion.training.pipelines import MODELS
-from neurofusion.training.run import create_splits, fold_outputs, run_fold, split_paths
+from neurofusion.training.layout import fold_outputs, split_paths
+from neurofusion.training.loop import InputScaler
+from neurofusion.training.registry import MODELS
+from neurofusion.training.run import create_splits, run_fold
 from neurofusion.training.settings import TrainSettings
 from neurofusion.training.synthetic import write_synthetic_cohort
 from neurofusion.workflow import bids_inputs
@@ -40,7 +41,7 @@ def test_scaler_leaves_absent_rows_out_and_zero():
     rng = np.random.default_rng(0)
     x = rng.normal(5.0, 2.0, size=(6, 1, 4, 4)).astype(np.float32)
     x[[1, 4]] = 0.0
-    scaler = ChannelScaler.fit([x])
+    scaler = InputScaler.fit([x])
     present = x[[0, 2, 3, 5]]
     assert scaler.mean[0][0] == pytest.approx(present.mean(), rel=1e-5)
     assert scaler.std[0][0] == pytest.approx(present.std(), rel=1e-5)

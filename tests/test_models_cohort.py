@@ -8,6 +8,7 @@ library functions the Snakemake jobs call.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -28,18 +29,14 @@ from neurofusion.retrieval.library import FINAL_FOLD, read_entries
 from neurofusion.retrieval.new_subject import embed_new_subject, search_new_subject
 from neurofusion.retrieval.stage import retrieval_outputs, run_retrieval
 from neurofusion.training.cohort import Cohort, assemble_cohort
-from neurofusion.training.pipelines import MODELS
+from neurofusion.training.layout import FINAL, fold_outputs, permutation_file, split_paths
+from neurofusion.training.permutations import permutation_chunks, run_permutations
+from neurofusion.training.registry import MODELS
 from neurofusion.training.run import (
-    FINAL,
     create_final_split,
     create_splits,
     cross_validated_scores,
-    fold_outputs,
-    permutation_chunks,
-    permutation_file,
     run_fold,
-    run_permutations,
-    split_paths,
 )
 from neurofusion.training.settings import TrainSettings
 from neurofusion.training.synthetic import write_synthetic_cohort
@@ -49,9 +46,7 @@ pytestmark = pytest.mark.slow
 FOLDS = 3
 SETTINGS = TrainSettings(
     epochs=10,
-    patience=5,
     batch_size=8,
-    lr=1e-4,
     threads=1,
     inner_folds=3,
     fusion_init="branches",
@@ -153,15 +148,25 @@ def test_no_test_subject_reaches_any_fitting_step(effect_cohort):
         for step, ids in record["fitted"].items():
             assert not set(ids) & test, f"{model}: {step} saw test subjects"
             assert set(ids) <= train | validation, f"{model}: {step}"
-        if MODELS[model].deep:
-            assert set(record["fitted"]["network"]) == train
-            assert set(record["fitted"]["early_stopping"]) == validation
+        if MODELS[model].deep:  # stopping: fixed trains on the whole training fold
+            assert set(record["fitted"]["network"]) == train | validation
+            assert "early_stopping" not in record["fitted"]
+            assert record["training"]["kept_epoch"] == quick.epochs
         else:
             final = "stacker" if model == "late_fusion" else "classifier"
             assert set(record["fitted"][final]) == train | validation
         assert set(record["split"]["test"]) == test
     fusion = json.loads(fold_outputs(effect_cohort / "leak", "fusion", 0)["provenance"].read_text())
     assert "cnn3d/network" in fusion["fitted"]  # started from the fold's own branches
+    # stopping: validation trains on the train subjects and stops on the validation ones.
+    early = dataclasses.replace(quick, stopping="validation")
+    cross_validate(effect_cohort, "brainnetcnn", early, folds=[0], tag="leak-early")
+    record = json.loads(
+        fold_outputs(effect_cohort / "leak-early", "brainnetcnn", 0)["provenance"].read_text()
+    )
+    assert set(record["fitted"]["network"]) == set(record["fitted"]["tangent_reference"]) == train
+    assert set(record["fitted"]["early_stopping"]) == validation
+    assert "lowest validation loss" in record["training"]["kept_because"]
 
 
 def test_training_is_deterministic(effect_cohort):
@@ -363,8 +368,9 @@ def test_new_subject_is_embedded_by_the_final_model(effect_cohort, effect_predic
     cohort = Cohort(cohort_dir)
     pid = cohort.ids[4]
     anat = anat_outputs(root / "derivatives", pid)
-    fisherz = connectivity_outputs(root / "derivatives", pid)["fisherz"]
-    files = {"t1": anat["mni_t1w"], "connectome": fisherz, "mask": anat["mni_mask"]}
+    conn = connectivity_outputs(root / "derivatives", pid)
+    # The networks read tangent-space connectivity: a new subject gives its time series.
+    files = {"t1": anat["mni_t1w"], "connectome": conn["timeseries"], "mask": anat["mni_mask"]}
     for name, dim in ENCODERS.items():
         gallery = read_entries(out["library"], name, FINAL_FOLD)
         assert set(gallery.participant_ids) == set(cohort.ids)
@@ -387,8 +393,9 @@ def test_new_subject_is_embedded_by_the_final_model(effect_cohort, effect_predic
     nib.save(nib.Nifti1Image(np.asarray(img.dataobj)[:-1], img.affine), cropped)
     with pytest.raises(InputError, match="differs from the cohort's"):
         embed_new_subject(out["library"], "cnn3d", cropped)
-    other = tmp_path / "other_regions.tsv"
-    matrix = pd.read_csv(fisherz, sep="\t", index_col=0)
-    matrix.iloc[:5, :5].to_csv(other, sep="\t")
-    with pytest.raises(InputError, match="116 regions"):
+    other = tmp_path / "sub-new_timeseries.tsv"
+    pd.read_csv(conn["timeseries"], sep="\t").iloc[:, :5].to_csv(other, sep="\t", index=False)
+    with pytest.raises(InputError, match="time x 116 values"):
         embed_new_subject(out["library"], "brainnetcnn", connectome=other)
+    with pytest.raises(NeurofusionError, match=r"_timeseries\.tsv"):
+        embed_new_subject(out["library"], "brainnetcnn", connectome=conn["fisherz"])

@@ -63,22 +63,39 @@ def confusion_figure(
 
 
 def learning_curves_figure(histories: Mapping[str, pd.DataFrame], path: str | Path) -> None:
-    """Training and validation loss per epoch of every fold of the deep models.
+    """Training diagnostics of the deep models, one column per model.
 
-    ``histories[model]`` holds the concatenated ``history.tsv`` files with a ``fold`` column.
+    Top: training and validation loss per epoch of every fold, from epoch 0 (the loss at
+    initialisation; the dotted line is ln 2, where two balanced classes start), with the
+    kept epoch of each fold marked. Bottom: each layer's gradient norm per epoch in fold 0
+    (log scale; ``grad_norm:<layer>`` columns), where vanishing or exploding gradients
+    show. ``histories[model]`` holds the concatenated ``history.tsv`` files with a
+    ``fold`` column.
     """
     n = max(1, len(histories))
-    fig, axes = plt.subplots(1, n, figsize=(4 * n, 3.2), squeeze=False)
-    for ax, (name, table) in zip(axes.flat, histories.items(), strict=False):
+    fig, axes = plt.subplots(2, n, figsize=(4 * n, 6.0), squeeze=False)
+    for k, (name, table) in enumerate(histories.items()):
+        ax, grad_ax = axes[0, k], axes[1, k]
         for fold, curve in table.groupby("fold"):
             label = "train / validation" if fold == table["fold"].min() else None
             ax.plot(curve["epoch"], curve["train_loss"], color="C0", alpha=0.5, label=label)
             ax.plot(curve["epoch"], curve["validation_loss"], color="C1", alpha=0.5)
             best = curve[curve["best"] == 1]
-            ax.plot(best["epoch"], best["validation_loss"], "k.", markersize=4)
+            kept = best["validation_loss"].fillna(best["train_loss"])
+            ax.plot(best["epoch"], kept, "k.", markersize=4)
+        ax.axhline(np.log(2), color="grey", linestyle=":", linewidth=1)
         ax.set(xlabel="epoch", ylabel="cross-entropy", title=name)
+        first = table[table["fold"] == table["fold"].min()]
+        for column in (c for c in first if c.startswith("grad_norm:")):
+            grad_ax.plot(first["epoch"], first[column], alpha=0.7, linewidth=1,
+                         label=column.removeprefix("grad_norm:"))  # fmt: skip
+        grad_ax.set(xlabel="epoch", ylabel="gradient norm (fold 0)")
+        if grad_ax.lines:
+            grad_ax.set_yscale("log")
+            grad_ax.legend(fontsize=5, ncol=2)
     if not histories:
+        for ax in axes.flat:
+            ax.axis("off")
         axes.flat[0].text(0.5, 0.5, "no deep model trained", ha="center", va="center")
-        axes.flat[0].axis("off")
     fig.tight_layout()
     save_figure(fig, path)

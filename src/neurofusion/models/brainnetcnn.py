@@ -22,6 +22,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from neurofusion.models.init import init_output_
+
 #: Negative slope of every leaky ReLU (Kawahara et al.).
 LEAKY_SLOPE = 0.33
 #: Size of the feature vector the fusion network concatenates.
@@ -138,8 +140,7 @@ class BrainNetCNN(nn.Module):
         ):
             _kaiming_(layer.weight, fan_in)
             nn.init.zeros_(layer.bias)
-        nn.init.xavier_normal_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
+        init_output_(self.out)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """(batch, 1, N, N) -> (batch, 64) features (after the leaky ReLU)."""

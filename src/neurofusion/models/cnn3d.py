@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from neurofusion.models.init import init_output_
+
 #: Size of the feature vector the fusion network concatenates.
 FEATURES = 64
 
@@ -28,6 +30,8 @@ class CNN3D(nn.Module):
         Filters of the four convolution blocks.
     dropout : float
         Dropout before the first fully connected layer (training only).
+    pooling : str
+        ``max`` (the study's) or ``avg``: 2 x 2 x 2 max or average pooling.
 
     Shapes
     ------
@@ -42,6 +46,7 @@ class CNN3D(nn.Module):
         in_channels: int = 1,
         channels: Sequence[int] = (8, 16, 32, 64),
         dropout: float = 0.2,
+        pooling: str = "max",
     ) -> None:
         super().__init__()
         shape = [int(s) for s in input_shape]
@@ -54,7 +59,7 @@ class CNN3D(nn.Module):
                 nn.Conv3d(previous, width, 3, padding=1, bias=False),
                 nn.BatchNorm3d(width),
                 nn.ReLU(inplace=True),
-                nn.MaxPool3d(2),
+                nn.MaxPool3d(2) if pooling == "max" else nn.AvgPool3d(2),
             ]
             previous = width
             shape = [s // 2 for s in shape]
@@ -67,7 +72,7 @@ class CNN3D(nn.Module):
                 nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
-        nn.init.xavier_normal_(self.out.weight)
+        init_output_(self.out)
         # Channels-last 3D tensors: on 2 CPU threads a training step of a batch of 16 at
         # the 4 mm grid took 0.45 s instead of 0.62 s, and scoring 0.10 s instead of 0.24 s.
         self.blocks.to(memory_format=torch.channels_last_3d)

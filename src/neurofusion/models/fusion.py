@@ -7,13 +7,14 @@ from torch import nn
 
 from neurofusion.models.brainnetcnn import BrainNetCNN
 from neurofusion.models.cnn3d import CNN3D
+from neurofusion.models.init import init_output_
 
 
 class FusionNet(nn.Module):
     """Both encoders -> concatenated 64 + 64 = 128 features -> FC -> 2 logits.
 
     A subject without one modality comes with that input all zeros (see
-    :class:`~neurofusion.training.loop.ChannelScaler`); that branch's 64 features are set
+    :class:`~neurofusion.training.loop.InputScaler`); that branch's 64 features are set
     to zero, so the output layer decides from the other branch alone. Modality dropout
     (ModDrop, Neverova et al. 2016) trains for this: in training mode, each subject with
     both modalities loses one of them (either with equal chance) with probability
@@ -39,8 +40,7 @@ class FusionNet(nn.Module):
         self.brainnet = brainnet
         self.modality_dropout = float(modality_dropout)
         self.out = nn.Linear(cnn.fc.out_features + brainnet.fc.out_features, 2)
-        nn.init.xavier_normal_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
+        init_output_(self.out)
 
     def presence(self, t1: torch.Tensor, fc: torch.Tensor) -> torch.Tensor:
         """(batch, 2) float: 1 where the subject has the T1 (column 0) or connectivity

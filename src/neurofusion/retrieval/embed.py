@@ -20,21 +20,21 @@ import torch
 
 from neurofusion.retrieval.library import Entries, fold_entries
 from neurofusion.training.cohort import Cohort
-from neurofusion.training.deep import deep_inputs, network_builder
+from neurofusion.training.deep import network_builder, restored_inputs
 from neurofusion.training.features import upper_triangle
-from neurofusion.training.loop import ChannelScaler
+from neurofusion.training.loop import InputScaler
 from neurofusion.training.splits import read_split
 
 #: Models whose learned features go into the library, with their feature length.
 ENCODERS = {"cnn3d": 64, "brainnetcnn": 64, "fusion": 128}
 
 
-def restore(network: torch.nn.Module, artefact: Mapping) -> ChannelScaler:
+def restore(network: torch.nn.Module, artefact: Mapping) -> InputScaler:
     """Load a saved ``model.pt``'s weights into ``network`` and switch it to evaluation mode
     (dropout off, batch-norm running statistics); returns the saved input scaling."""
     network.load_state_dict(artefact["state_dict"])
     network.eval()
-    return ChannelScaler.from_state(artefact["scaler"])
+    return InputScaler.from_state(artefact["scaler"])
 
 
 @torch.no_grad()
@@ -65,10 +65,10 @@ def embed(
     numpy.ndarray
         Shape (len(participant_ids), ENCODERS[model]), float32.
     """
-    network = network_builder(model, cohort)()
+    network = network_builder(model, cohort, architecture=artefact.get("architecture"))()
     scaler = restore(network, artefact)
     rows = cohort.indices(participant_ids)
-    inputs = deep_inputs(model, cohort)
+    inputs = restored_inputs(model, cohort, artefact)
     batches = [
         network.features(*scaler.transform([x[rows[start : start + batch_size]] for x in inputs]))
         for start in range(0, len(rows), batch_size)

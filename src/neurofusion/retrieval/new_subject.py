@@ -3,7 +3,8 @@ its nearest cohort subjects.
 
 The inputs are the pipeline's own outputs for that subject: the T1w in MNI space
 (``anat``: ``*_space-MNI152NLin2009aSym_res-2_desc-preproc_T1w.nii.gz``, with its brain
-mask) and the Fisher-z matrix (``connectome``: ``*_stat-fisherz_relmat.tsv``).
+mask) and the region time series (``connectome``: ``*_timeseries.tsv``; the Fisher-z matrix
+``*_stat-fisherz_relmat.tsv`` for a model trained with ``connectivity_input: fisherz``).
 They are prepared exactly as cohort assembly prepares a cohort subject's
 (:func:`~neurofusion.training.cohort.cnn_t1`,
 :func:`~neurofusion.training.cohort.read_fisherz`), on the grids and regions stored with
@@ -24,8 +25,9 @@ from neurofusion.errors import NeurofusionError
 from neurofusion.retrieval.embed import restore
 from neurofusion.retrieval.library import FINAL_FOLD, read_entries, read_final_model
 from neurofusion.retrieval.search import nearest, neighbours_table
-from neurofusion.training.cohort import Cohort, cnn_t1, load_image, read_fisherz
+from neurofusion.training.cohort import Cohort, cnn_t1, load_image, read_fisherz, read_timeseries
 from neurofusion.training.deep import build_network
+from neurofusion.training.tangent import tangent_matrix
 
 #: Who a new subject is in error messages (InputError names subjects ``sub-<label>``).
 NEW_SUBJECT = "sub-new"
@@ -103,6 +105,30 @@ def prepare_t1(t1: str | Path, inputs: dict, mask: str | Path | None = None) -> 
     )
 
 
+def prepare_connectome(connectome: str | Path | None, inputs: dict, state=None) -> np.ndarray:
+    """A new subject's (1, 1, N, N) connectivity input, as the final model read the
+    cohort's: the Fisher-z matrix (``*_stat-fisherz_relmat.tsv``), or, for a model trained
+    with ``models.connectivity_input: tangent`` (``state`` holds its reference), the
+    tangent matrix of the region time series (``*_timeseries.tsv``); zeros without one."""
+    n = len(inputs["regions"])
+    if connectome is None:
+        return np.zeros((1, 1, n, n), np.float32)
+    path = Path(connectome)
+    if state is None:
+        matrix = read_fisherz(NEW_SUBJECT, path, inputs["regions"]).to_numpy()
+    elif not path.name.endswith("_timeseries.tsv"):
+        raise NeurofusionError(
+            f"{path}: this model reads tangent-space connectivity (models.connectivity_input:"
+            " tangent), computed from the region time series; give the connectivity "
+            "stage's *_timeseries.tsv of the subject as --connectome"
+        )
+    else:
+        matrix = tangent_matrix(
+            read_timeseries(NEW_SUBJECT, path, n), np.asarray(state["whitening"])
+        )
+    return matrix.astype(np.float32).reshape(1, 1, n, n)
+
+
 @torch.no_grad()
 def embed_new_subject(
     library: str | Path,
@@ -148,16 +174,13 @@ def embed_new_subject(
             else prepare_t1(t1, inputs, mask).reshape(shape)
         )
     if "connectome" in needed:
-        n = len(inputs["regions"])
-        arrays.append(
-            np.zeros((1, 1, n, n), np.float32)
-            if connectome is None
-            else read_fisherz(NEW_SUBJECT, Path(connectome), inputs["regions"])
-            .to_numpy()
-            .reshape(1, 1, n, n)
-        )
+        states = artefact.get("inputs") or [None] * len(needed)
+        arrays.append(prepare_connectome(connectome, inputs, states[needed.index("connectome")]))
     network = build_network(
-        model, t1_shape=inputs.get("cnn_shape"), n_regions=len(inputs.get("regions", [])) or None
+        model,
+        t1_shape=inputs.get("cnn_shape"),
+        n_regions=len(inputs.get("regions", [])) or None,
+        architecture=artefact.get("architecture"),
     )
     scaler = restore(network, artefact)
     return network.features(*scaler.transform(arrays))[0].numpy().astype(np.float32)

@@ -1,8 +1,8 @@
-"""The deep models of :mod:`~neurofusion.training.pipelines` (torch): ``cnn3d``,
+"""The deep models of :mod:`~neurofusion.training.registry` (torch): ``cnn3d``,
 ``brainnetcnn``, ``early_fusion``, ``fusion`` and ``late_fusion``, whose branches are deep.
 
 They train on the split's ``train`` subjects and stop early on its ``validation``
-subjects. :data:`~neurofusion.training.pipelines.MODELS` imports this module only when
+subjects. :func:`~neurofusion.training.registry.fit_model` imports this module only when
 one of them is fitted, so the linear models' jobs do not load torch.
 """
 
@@ -20,25 +20,59 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from neurofusion.models import CNN3D, BrainNetCNN, FusionNet
 from neurofusion.training.cohort import Cohort
+from neurofusion.training.fold import FitLog, Fold, FoldResult
 from neurofusion.training.loop import predict_proba, train_network
-from neurofusion.training.pipelines import FitLog, Fold, FoldResult, usable_ids
+from neurofusion.training.registry import usable_ids
 from neurofusion.training.splits import split_seed
+from neurofusion.training.tangent import TangentMatrices
 
 #: Probabilities are clipped to [EPS, 1 - EPS] before the logit in late fusion.
 EPS = 1e-6
 
 
-def deep_inputs(name: str, cohort: Cohort) -> list[np.ndarray]:
-    """The (n, C, ...) arrays a deep model reads (memory-mapped until indexed)."""
+def deep_inputs(name: str, cohort: Cohort, connectivity: str = "fisherz") -> list:
+    """The (n, C, ...) arrays a deep model reads (memory-mapped until indexed).
+
+    ``connectivity`` (``models.connectivity_input``): ``fisherz``, the cohort's Fisher-z
+    matrices, or ``tangent``, :class:`~neurofusion.training.tangent.TangentMatrices`
+    whose reference must be fitted (:func:`fit_inputs`) before they are read.
+    """
+    t1 = cohort.array("t1")[:, None] if "T1w" in cohort.modalities else None
+    fc = None
+    if "bold" in cohort.modalities:
+        n_regions = cohort.array("fc").shape[-1]
+        fc = (TangentMatrices(cohort.timeseries, n_regions) if connectivity == "tangent"
+              else cohort.array("fc")[:, None])  # fmt: skip
     if name == "cnn3d":
-        return [cohort.array("t1")[:, None]]
+        return [t1]
     if name == "brainnetcnn":
-        return [cohort.array("fc")[:, None]]
+        return [fc]
     if name == "fusion":
-        return [cohort.array("t1")[:, None], cohort.array("fc")[:, None]]
+        return [t1, fc]
     if name == "early_fusion":
         return [_StackedChannels(cohort.array("t1"), cohort.array("maps"))]
     raise KeyError(name)
+
+
+def fit_inputs(inputs: Sequence, rows: np.ndarray) -> list:
+    """``inputs`` with every fitted one (a tangent reference) fitted on ``rows``."""
+    return [x.fit(rows) if hasattr(x, "fit") else x for x in inputs]
+
+
+def input_states(inputs: Sequence) -> list:
+    """The fitted part of each input (``None`` for plain arrays), for ``model.pt``."""
+    return [x.state() if hasattr(x, "state") else None for x in inputs]
+
+
+def restored_inputs(name: str, cohort: Cohort, artefact: Mapping) -> list:
+    """Model ``name``'s inputs with the fitted parts a saved ``model.pt`` holds."""
+    states = artefact.get("inputs") or []
+    connectivity = "tangent" if any(states) else "fisherz"
+    inputs = deep_inputs(name, cohort, connectivity)
+    return [
+        x.restored(state) if state else x
+        for x, state in zip(inputs, states or [None] * len(inputs), strict=True)
+    ]
 
 
 class _StackedChannels:
@@ -58,6 +92,7 @@ def build_network(
     n_regions: int | None = None,
     map_channels: int = 0,
     modality_dropout: float = 0.0,
+    architecture: Mapping[str, Any] | None = None,
 ) -> torch.nn.Module:
     """A fresh, untrained network of model ``name``.
 
@@ -73,20 +108,33 @@ def build_network(
         Voxel-wise BOLD maps stacked with the T1 (``early_fusion``).
     modality_dropout : float
         Of ``fusion`` (:class:`~neurofusion.models.FusionNet`).
+    architecture : mapping, optional
+        :meth:`~neurofusion.training.settings.TrainSettings.architecture`:
+        ``cnn_channels``, ``cnn_pooling``, ``brainnetcnn_channels`` (default: the study's).
     """
+    arch = dict(architecture or {})
+    cnn = {key: arch[f"cnn_{key}"] for key in ("channels", "pooling") if f"cnn_{key}" in arch}
+    brainnet = dict(zip(("e2e_channels", "e2n_channels", "n2g_channels"),
+                        arch.get("brainnetcnn_channels", ()), strict=False))  # fmt: skip
     if name in ("cnn3d", "early_fusion"):
         channels = 1 if name == "cnn3d" else 1 + map_channels
-        return CNN3D(tuple(t1_shape), in_channels=channels)
+        return CNN3D(tuple(t1_shape), in_channels=channels, **cnn)
     if name == "brainnetcnn":
-        return BrainNetCNN(n_regions)
+        return BrainNetCNN(n_regions, **brainnet)
     if name == "fusion":
-        cnn = build_network("cnn3d", t1_shape)
-        return FusionNet(cnn, build_network("brainnetcnn", n_regions=n_regions), modality_dropout)
+        return FusionNet(
+            build_network("cnn3d", t1_shape, architecture=arch),
+            build_network("brainnetcnn", n_regions=n_regions, architecture=arch),
+            modality_dropout,
+        )
     raise KeyError(name)
 
 
 def network_builder(
-    name: str, cohort: Cohort, modality_dropout: float = 0.0
+    name: str,
+    cohort: Cohort,
+    modality_dropout: float = 0.0,
+    architecture: Mapping[str, Any] | None = None,
 ) -> Callable[[], torch.nn.Module]:
     """Factory of fresh networks of model ``name`` for the cohort's input shapes."""
     shapes: dict[str, Any] = {}
@@ -96,7 +144,9 @@ def network_builder(
         shapes["n_regions"] = cohort.array("fc").shape[-1]
     if name == "early_fusion":
         shapes["map_channels"] = cohort.array("maps").shape[1]
-    return lambda: build_network(name, modality_dropout=modality_dropout, **shapes)
+    return lambda: build_network(
+        name, modality_dropout=modality_dropout, architecture=architecture, **shapes
+    )
 
 
 def _train_deep(
@@ -109,35 +159,51 @@ def _train_deep(
     seed: int,
     initial_state: dict | None = None,
 ) -> tuple[np.ndarray, pd.DataFrame, dict]:
-    """Train model ``name`` on ``train`` (early stopping on ``validation``); score ``apply``.
+    """Train model ``name`` and score ``apply``.
 
-    Subjects the model cannot use (:func:`usable`) are left out of training, and their
-    probability is NaN. Returns the probabilities of ``apply``, the history and the
-    artefact to save.
+    With ``stopping: fixed`` the network trains on ``train`` and ``validation`` together
+    for the set number of epochs; with ``validation`` it trains on ``train`` and stops
+    early on ``validation``. Subjects the model cannot use (:func:`usable`) are left out
+    of training, and their probability is NaN. Returns the probabilities of ``apply``,
+    the history and the artefact to save.
     """
+    settings = fold.settings.for_model(name)
+    if settings.stopping == "fixed":
+        train, validation = [*train, *validation], []
     train, validation = (usable_ids(name, fold.cohort, ids) for ids in (train, validation))
     scored = usable_ids(name, fold.cohort, apply)
-    inputs = deep_inputs(name, fold.cohort)
     rows = {key: fold.cohort.indices(ids) for key, ids in
             (("train", train), ("validation", validation), ("apply", scored))}  # fmt: skip
+    inputs = deep_inputs(name, fold.cohort, settings.connectivity_input)
+    inputs = fit_inputs(inputs, rows["train"])
+    if any(hasattr(x, "state") for x in inputs):
+        log.record("tangent_reference", train)
     model, scaler, history = train_network(
-        network_builder(name, fold.cohort, fold.settings.modality_dropout),
+        network_builder(name, fold.cohort, settings.modality_dropout, settings.architecture()),
         [x[rows["train"]] for x in inputs],
         fold.labels[rows["train"]],
         [x[rows["validation"]] for x in inputs],
         fold.labels[rows["validation"]],
-        fold.settings.for_model(name),
+        settings,
         seed,
         initial_state=initial_state,
+        shift_voxels=[settings.shift_voxels if len(x.shape) == 5 else 0 for x in inputs],
     )
     log.record("input_scaling", train)
     log.record("network", train)
-    log.record("early_stopping", validation)
+    if validation and settings.stopping == "validation":
+        log.record("early_stopping", validation)
     probability = np.full(len(apply), np.nan)
     probability[np.isin(apply, scored)] = predict_proba(
         model, scaler.transform([x[rows["apply"]] for x in inputs]), torch.device("cpu")
     )
-    artefact = {"model": name, "state_dict": model.state_dict(), "scaler": scaler.state()}
+    artefact = {
+        "model": name,
+        "state_dict": model.state_dict(),
+        "scaler": scaler.state(),
+        "inputs": input_states(inputs),
+        "architecture": settings.architecture(),
+    }
     return probability, history, artefact
 
 

@@ -1,16 +1,6 @@
-"""The jobs of the models stage: cohort splits, one (model, fold), permutations.
-
-Outputs of a (model, fold) job, in ``<output_dir>/models/<model>/fold-<k>/``:
-``predictions.tsv`` (``subject``, ``fold``, ``label``, ``probability``, ``prediction``,
-``modalities`` the subject has, ``complete`` 1 when that is every modality of the cohort),
-``history.tsv``, ``model.pt`` (torch) or ``model.joblib`` (scikit-learn) and
-``provenance.json``, whose ``fitted`` field maps each fitting step to the participants
-it saw and whose ``split`` field lists the split's participants by role.
-
-The final models (fold :data:`FINAL`, in ``<output_dir>/models/<model>/final/``) are
-trained the same way on every subject (:func:`~neurofusion.training.splits.final_split`);
-they embed new subjects for retrieval and are not evaluated.
-"""
+"""The jobs of the models stage: cohort splits and one (model, fold) training, and the
+out-of-fold scores of a model's whole pipeline (:mod:`~neurofusion.training.layout` says
+where the files go)."""
 
 from __future__ import annotations
 
@@ -29,7 +19,10 @@ from neurofusion.fileio import atomic_path, write_json
 from neurofusion.preprocessing.threads import limit_threads
 from neurofusion.provenance import provenance_record
 from neurofusion.training.cohort import Cohort, cohort_outputs
-from neurofusion.training.pipelines import MODELS, FitLog, Fold, usable
+from neurofusion.training.fold import FitLog, Fold
+from neurofusion.training.history import training_summary
+from neurofusion.training.layout import fold_files, fold_key
+from neurofusion.training.registry import MODELS, fit_model, usable
 from neurofusion.training.settings import TrainSettings
 from neurofusion.training.splits import (
     final_split,
@@ -40,100 +33,6 @@ from neurofusion.training.splits import (
 )
 
 log = logging.getLogger(__name__)
-
-#: The fold name of the final models, trained on every subject.
-FINAL = "final"
-#: Seed key of the final models' training (the cross-validation folds use 0 .. K - 1).
-FINAL_SEED_KEY = 2**31 - 1
-
-
-def fold_key(fold: int | str) -> int:
-    """Integer seed key of a fold: k for split k, :data:`FINAL_SEED_KEY` for the final."""
-    return FINAL_SEED_KEY if fold == FINAL else int(fold)
-
-
-def fold_name(fold: int | str) -> str:
-    """Name of a fold's folder and split file: ``fold-<k>``, or ``final``."""
-    return FINAL if fold == FINAL else f"fold-{fold}"
-
-
-def fold_outputs(
-    models_root: str | Path, model: str, fold: int | str, deep: bool | None = None
-) -> dict[str, Path]:
-    """Files of one (model, fold) job; ``deep`` overrides the model's own (for wildcards).
-    ``fold`` :data:`FINAL`: the final model's, in ``<model>/final``."""
-    return fold_files(Path(models_root) / model / fold_name(fold), model, deep)
-
-
-def fold_files(folder: str | Path, model: str, deep: bool | None = None) -> dict[str, Path]:
-    """Files of a (model, fold) job in its ``fold-<k>`` folder."""
-    folder = Path(folder)
-    deep = MODELS[model].deep if deep is None else deep
-    weights = "model.pt" if deep else "model.joblib"
-    return {
-        "predictions": folder / "predictions.tsv",
-        "history": folder / "history.tsv",
-        "model": folder / weights,
-        "provenance": folder / "provenance.json",
-    }
-
-
-def split_paths(splits_dir: str | Path, n_splits: int) -> list[Path]:
-    """``fold-<k>.tsv`` of every split, k = 0 .. n_splits - 1."""
-    return [split_file(splits_dir, k) for k in range(n_splits)]
-
-
-def split_file(splits_dir: str | Path, fold: int | str) -> Path:
-    """The split TSV of a fold: ``fold-<k>.tsv``, or ``final.tsv`` for :data:`FINAL`."""
-    return Path(splits_dir) / f"{fold_name(fold)}.tsv"
-
-
-def job_inputs(
-    cohort_dir: str | Path,
-    splits_dir: str | Path,
-    models_root: str | Path,
-    model: str,
-    fold: int | str | None,
-    fusion_init: str,
-) -> dict[str, Path]:
-    """Files a (model, fold) job reads; ``fold`` None: a permutation job (no branches).
-
-    Keys: ``table`` and the model's cohort arrays; ``split`` (with a fold); for ``fusion``
-    starting from its branches and for ``late_fusion``, ``<branch>_<file>`` of the same
-    fold's branch jobs.
-    """
-    spec = MODELS[model]
-    cohort = cohort_outputs(cohort_dir, ("T1w", "bold"))
-    files = {"table": cohort["table"], **{a: cohort[a] for a in spec.arrays}}
-    if fold is None:
-        return files
-    files["split"] = split_file(splits_dir, fold)
-    if model == "late_fusion" or (model == "fusion" and fusion_init == "branches"):
-        for name in spec.branches:
-            for key, path in fold_outputs(models_root, name, fold).items():
-                files[f"{name}_{key}"] = path
-    return files
-
-
-def available_models(
-    enabled: Sequence[str], modalities: Sequence[str], why: str = "absent from input.modalities"
-) -> dict[str, str]:
-    """Enabled models whose inputs exist for ``modalities``; others map to why not.
-
-    ``why`` completes the reason ("needs T1w, <why>").
-
-    Returns
-    -------
-    dict
-        ``{model: ""}`` for the runnable ones, ``{model: reason}`` for the skipped ones.
-    """
-    out = {}
-    for name in enabled:
-        missing = sorted(set(MODELS[name].modalities) - set(modalities))
-        out[name] = (
-            f"needs {' and '.join(missing)}, absent from input.modalities" if missing else ""
-        )
-    return out
 
 
 def create_splits(
@@ -223,7 +122,7 @@ def run_fold(
     Parameters
     ----------
     model : str
-        A key of :data:`~neurofusion.training.pipelines.MODELS`.
+        A key of :data:`~neurofusion.training.registry.MODELS`.
     cohort_dir : path
     split_path : path
         The split's TSV.
@@ -248,7 +147,7 @@ def run_fold(
     fit_log = FitLog()
     sizes = [len(data.ids(role)) for role in ("train", "validation", "test")]
     log.info("%s fold %s: %d train, %d validation, %d test", model, fold, *sizes)
-    result = spec.fit(data, fit_log, branches)
+    result = fit_model(model, data, fit_log, branches)
     test = data.ids("test")
     rows = cohort.indices(test)
     predictions = pd.DataFrame(
@@ -279,6 +178,9 @@ def run_fold(
     arrays = cohort_outputs(cohort_dir, ("T1w", "bold"))
     inputs = [arrays["table"], *(arrays[a] for a in spec.arrays), split_path]
     inputs += [p for name, d in (branch_dirs or {}).items() for p in fold_files(d, name).values()]
+    extra = {"fold": fold}
+    if spec.deep:
+        extra["training"] = training_summary(result.history, settings.for_model(model))
     record = provenance_record(
         step=f"train {model}",
         inputs=inputs,
@@ -291,7 +193,7 @@ def run_fold(
         },
         seed=data.seed,
         extra={
-            "fold": fold,
+            **extra,
             "split": {role: data.ids(role) for role in ("train", "validation", "test")},
             "fitted": fit_log.steps,
         },
@@ -331,7 +233,6 @@ def cross_validated_scores(
     dict
         ``balanced_accuracy``, ``accuracy`` (0-1) and ``auc``.
     """
-    spec = MODELS[model]
     labels = cohort.labels if labels is None else labels
     complete = cohort.complete
     truth, prob = [], []
@@ -340,7 +241,7 @@ def cross_validated_scores(
         fold.labels = labels
         if permutation:
             fold.seed = split_seed(settings.seed, k, permutation)
-        result = spec.fit(fold, FitLog(), None)
+        result = fit_model(model, fold, FitLog(), None)
         test = fold.index("test")
         truth.append(labels[test][complete[test]])
         prob.append(result.probability[complete[test]])
@@ -351,90 +252,3 @@ def cross_validated_scores(
         "accuracy": float((truth == guess).mean()),
         "auc": roc_auc_score(truth, prob),
     }
-
-
-#: Seed key of the label permutations (with the permutation's index).
-PERMUTATION_SEED_KEY = 7919
-
-
-def permutation_kind(model: str) -> str:
-    """Which ``models.permutations`` count applies to ``model``: ``deep`` for the torch
-    models and those built on them (``late_fusion``), else ``linear``."""
-    spec = MODELS[model]
-    return "deep" if spec.deep or spec.branches else "linear"
-
-
-def permutation_chunks(n_permutations: int, per_job: int) -> list[tuple[int, int]]:
-    """Permutations 1..n in jobs of ``per_job``: [(first, last), ...], both inclusive.
-
-    A job's range does not depend on ``n_permutations`` except for the last one, so raising
-    the count keeps the finished jobs' files.
-    """
-    if per_job < 1:
-        raise ValueError(f"permutations per job must be >= 1, got {per_job}")
-    return [
-        (first, min(first + per_job - 1, n_permutations))
-        for first in range(1, n_permutations + 1, per_job)
-    ]
-
-
-def permutation_file(models_dir: str | Path, model: str, first: int, last: int) -> Path:
-    """``<models_dir>/<model>/permutations/<first>-<last>.tsv``."""
-    return Path(models_dir) / model / "permutations" / f"{first}-{last}.tsv"
-
-
-def permuted_labels(labels: np.ndarray, seed: int, permutation: int) -> np.ndarray:
-    """The cohort's labels shuffled for permutation ``permutation`` (>= 1), from a seed of
-    its own, so that any range of permutations can run in any job."""
-    rng = np.random.default_rng(split_seed(seed, PERMUTATION_SEED_KEY, permutation))
-    return rng.permutation(labels)
-
-
-def permutation_scores(
-    model: str,
-    cohort_dir: str | Path,
-    split_paths: Sequence[str | Path],
-    permutations: Sequence[int],
-    settings: TrainSettings,
-) -> pd.DataFrame:
-    """Label-permutation null distribution of ``model``'s cross-validated performance.
-
-    For each permutation the labels of the whole cohort are shuffled
-    (:func:`permuted_labels`) and the entire pipeline (every fitting step, branch models
-    included) reruns on every split of ``split_paths`` (:func:`cross_validated_scores`),
-    scored against the shuffled labels.
-
-    Parameters
-    ----------
-    permutations : sequence of int
-        Indices (>= 1) of the permutations to run, e.g. ``range(1, 21)``.
-
-    Returns
-    -------
-    pandas.DataFrame
-        ``permutation``, ``balanced_accuracy``, ``accuracy``, ``auc``.
-    """
-    limit_threads(settings.threads)
-    cohort = Cohort(cohort_dir)
-    rows = []
-    for p in permutations:
-        labels = permuted_labels(cohort.labels, settings.seed, p)
-        scores = cross_validated_scores(model, cohort, split_paths, settings, labels, p)
-        rows.append({"permutation": p, **scores})
-        log.info("%s permutation %d (%d of %d): %s", model, p, len(rows), len(permutations),
-                 rows[-1])  # fmt: skip
-    return pd.DataFrame(rows, columns=["permutation", "balanced_accuracy", "accuracy", "auc"])
-
-
-def run_permutations(
-    model: str,
-    cohort_dir: str | Path,
-    split_paths: Sequence[str | Path],
-    permutations: Sequence[int],
-    settings: TrainSettings,
-    out: str | Path,
-) -> None:
-    """:func:`permutation_scores`, written to ``out`` (TSV)."""
-    table = permutation_scores(model, cohort_dir, split_paths, permutations, settings)
-    with atomic_path(out) as tmp:
-        table.to_csv(tmp, sep="\t", index=False, float_format="%.6f")

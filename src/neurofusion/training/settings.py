@@ -14,25 +14,58 @@ class TrainSettings:
     Attributes
     ----------
     epochs : int
-        Most epochs of a deep model.
+        Epochs of a deep model (the most, with ``stopping: validation``).
     batch_size : int
         Subjects per mini-batch.
     lr : float
-        Adam learning rate of every deep model not in ``model_lr``.
+        Peak AdamW learning rate of every deep model not in ``model_lr`` (the one-cycle
+        schedule's maximum, or the constant rate).
     model_lr : tuple of (str, float)
         Learning rates of named deep models, overriding ``lr`` (config: ``models.lr``
         given as a mapping, e.g. ``{default: 0.0001, brainnetcnn: 0.001}``). A branch
         trained inside ``fusion`` or ``late_fusion`` uses its own model's rate. Empty
         here; the shipped config.yaml gives ``brainnetcnn`` 0.001 (README, ``models.lr``).
     weight_decay : float
-        Adam L2 weight decay.
+        AdamW's decoupled weight decay.
+    schedule : str
+        ``onecycle``: the learning rate warms up over the first 20 % of the steps to
+        ``lr`` and anneals to nearly zero by the last (Smith & Topin 2019; cosine);
+        ``constant``: ``lr`` throughout.
+    grad_clip : float
+        Largest L2 norm of all gradients together per step (0: no clipping).
+    scaling : str
+        Input standardisation of the deep models, fitted on the training subjects:
+        ``feature`` (each edge or voxel its own mean and SD) or ``channel``
+        (:class:`~neurofusion.training.loop.InputScaler`).
+    stopping : str
+        ``fixed``: train on the whole training fold (``train`` and ``validation``
+        subjects) for ``epochs`` and keep the last; ``validation``: train on ``train``
+        and keep the epoch of lowest loss on ``validation`` (early stopping).
+    shift_voxels : int
+        Largest random shift (voxels, each axis) of the 3D CNN's training volumes
+        (augmentation; 0: off).
+    connectivity_input : str
+        The matrices BrainNetCNN reads, alone and as a fusion branch: ``tangent``,
+        tangent-space connectivity around a reference fitted on the training subjects
+        (:mod:`~neurofusion.training.tangent`), or ``fisherz``, the Fisher-z correlation
+        matrices of the study.
+    mixup : float
+        Alpha of the Beta distribution of mixup's mixing share (0: off;
+        :func:`~neurofusion.training.loop.mixup_pairs`).
+    cnn_channels : tuple of int
+        Filters of the 3D CNN's four convolution blocks (also in ``early_fusion`` and
+        ``fusion``).
+    cnn_pooling : str
+        The 3D CNN's 2 x 2 x 2 pooling: ``max`` or ``avg``.
+    brainnetcnn_channels : tuple of int
+        Filters of BrainNetCNN's E2E, E2N and N2G layers (fewer: fewer parameters).
     patience : int
-        Epochs without a lower validation loss before training stops (the weights of
-        the best epoch are kept).
+        With ``stopping: validation``: epochs without a lower validation loss before
+        training stops (the weights of the best epoch are kept).
     min_epochs : int
-        Epochs trained before early stopping watches the validation loss (Keras'
-        ``start_from_epoch``): the kept weights are those of the best epoch from
-        ``min_epochs`` on, and training never stops before it.
+        With ``stopping: validation``: epochs trained before early stopping watches the
+        validation loss (Keras' ``start_from_epoch``): the kept weights are those of the
+        best epoch from ``min_epochs`` on, and training never stops before it.
     seed : int
         Seed of splits, weight initialisation, batch order, dropout and inner CV.
     inner_folds : int
@@ -52,11 +85,21 @@ class TrainSettings:
         torch and BLAS threads.
     """
 
-    epochs: int = 30
+    epochs: int = 20
     batch_size: int = 16
-    lr: float = 1e-4
+    lr: float = 1e-3
     model_lr: tuple[tuple[str, float], ...] = ()
-    weight_decay: float = 1e-4
+    weight_decay: float = 1e-2
+    schedule: str = "onecycle"
+    grad_clip: float = 5.0
+    scaling: str = "feature"
+    stopping: str = "fixed"
+    shift_voxels: int = 1
+    connectivity_input: str = "tangent"
+    mixup: float = 0.0
+    cnn_channels: tuple[int, ...] = (8, 16, 32, 64)
+    cnn_pooling: str = "avg"
+    brainnetcnn_channels: tuple[int, ...] = (32, 64, 128)
     patience: int = 8
     min_epochs: int = 0
     seed: int = 0
@@ -73,6 +116,8 @@ class TrainSettings:
         fields = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in models.items() if k in fields}
         values["svm_c"] = tuple(float(c) for c in values.get("svm_c", cls.svm_c))
+        for key in ("cnn_channels", "brainnetcnn_channels"):
+            values[key] = tuple(int(c) for c in values.get(key, getattr(cls, key)))
         lr = values.get("lr", cls.lr)
         if isinstance(lr, Mapping):
             values["lr"] = float(lr.get("default", cls.lr))
@@ -114,6 +159,13 @@ class TrainSettings:
     def learning_rates(self, networks: Iterable[str]) -> dict[str, float]:
         """``{network: Adam learning rate}`` of the deep networks named."""
         return {name: self.for_model(name).lr for name in networks}
+
+    def architecture(self) -> dict[str, Any]:
+        """The network shape settings (``cnn_channels``, ``cnn_pooling``,
+        ``brainnetcnn_channels``), saved with each trained network so that it can be
+        rebuilt (:func:`~neurofusion.training.deep.build_network`)."""
+        return {"cnn_channels": list(self.cnn_channels), "cnn_pooling": self.cnn_pooling,
+                "brainnetcnn_channels": list(self.brainnetcnn_channels)}  # fmt: skip
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-serialisable copy."""
