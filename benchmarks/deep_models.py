@@ -23,7 +23,9 @@ Per model: out-of-fold balanced accuracy, accuracy and AUC; seconds per fold and
 CV's minutes; for the deep ones the loss at initialisation, the kept epoch and the
 training accuracy there (:func:`~neurofusion.training.history.training_summary`).
 
-Run: ``python benchmarks/deep_models.py [weak] [two_signal] [--models M ...]``; writes
+Run: ``python benchmarks/deep_models.py [weak] [two_signal] [--models M ...] [--work DIR]``
+(``--work``: keep each cohort in ``DIR/<cohort>`` and reuse it, with the fold outputs of
+the models not named, in a later run); writes
 benchmarks/results/deep_models_<cohort>.json (models not run keep their entries).
 """
 
@@ -43,7 +45,7 @@ from sklearn.metrics import balanced_accuracy_score
 
 from neurofusion.evaluation.metrics import auc
 from neurofusion.evaluation.stats import bootstrap_auc_difference, mcnemar_exact
-from neurofusion.training.layout import fold_outputs
+from neurofusion.training.layout import fold_outputs, split_paths
 from neurofusion.training.settings import TrainSettings
 from neurofusion.training.synthetic import write_synthetic_cohort
 
@@ -92,48 +94,61 @@ def _cross_validate(model: str, cohort: Path, splits: list[Path], settings) -> d
     return entry
 
 
-def _paired(root: Path, folds: int, model: str, other: str) -> dict:
+def _predictions(models_root: Path, folds: int, model: str) -> pd.DataFrame:
+    """Out-of-fold predictions of ``model``, by subject."""
+    frames = [pd.read_csv(fold_outputs(models_root, model, k)["predictions"], sep="\t")
+              for k in range(folds)]  # fmt: skip
+    return pd.concat(frames).sort_values("subject")
+
+
+def _paired(models_root: Path, folds: int, model: str, other: str) -> dict:
     """``model`` against ``other`` on the same subjects: McNemar and the AUC bootstrap."""
-    tables = [
-        pd.concat(pd.read_csv(fold_outputs(root, m, k)["predictions"], sep="\t")
-                  for k in range(folds)).sort_values("subject")
-        for m in (model, other)
-    ]  # fmt: skip
-    labels = tables[0].label.to_numpy()
+    a, b = _predictions(models_root, folds, model), _predictions(models_root, folds, other)
+    labels = a.label.to_numpy()
     return {
-        "mcnemar": mcnemar_exact(labels, tables[0].prediction, tables[1].prediction),
+        "mcnemar": mcnemar_exact(labels, a.prediction.to_numpy(), b.prediction.to_numpy()),
         "auc_difference": bootstrap_auc_difference(
-            labels, tables[0].probability.to_numpy(), tables[1].probability.to_numpy()
+            labels, a.probability.to_numpy(), b.probability.to_numpy()
         ),
     }
 
 
-def run_cohort(name: str, models: list[str], config: dict, save=None) -> dict:
-    """Every model of ``models`` on cohort ``name``; ``save(results)`` after each."""
+def run_cohort(
+    name: str, models: list[str], config: dict, save=None, work: Path | None = None
+) -> dict:
+    """Every model of ``models`` on cohort ``name``; ``save(results)`` after each. With
+    ``work``, the cohort and the fold outputs stay in that folder, and a cohort already
+    there is reused (the models named are trained again)."""
+    if work is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            return run_cohort(name, models, config, save, Path(tmp))
     settings = TrainSettings.from_config(config, threads=THREADS)
     results = {"cohort": {"n_per_group": {"StD": 56, "HC": 70}, **COHORTS[name]}}
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
+    root = Path(work)
+    cohort = root / "models" / "cohort"
+    if not (cohort / "cohort.tsv").is_file():
         write_synthetic_cohort(root, {"StD": 56, "HC": 70}, **COHORTS[name])
-        cohort = assemble_synthetic(root, config["cnn_resolution_mm"])
-        splits = split_synthetic(root, config["folds"], config)
-        for model in [m for m in ORDER if m in models]:
-            results[model] = _cross_validate(model, cohort, splits, settings)
-            print(name, model, {k: v for k, v in results[model].items() if not isinstance(v, list)})
-            if save:
-                save(results)
-        if name == "two_signal" and {"cnn3d", "brainnetcnn"} <= set(models):
-            better = max(("cnn3d", "brainnetcnn"), key=lambda m: results[m]["accuracy"])
-            results["better_single"] = better
-            for fused in ("fusion", "late_fusion"):
-                if fused in models:
-                    results[f"{fused}_vs_{better}"] = _paired(
-                        root / "models", config["folds"], fused, better
-                    )
+        assemble_synthetic(root, config["cnn_resolution_mm"])
+        split_synthetic(root, config["folds"], config)
+    splits = split_paths(root / "models" / "splits", config["folds"])
+    for model in [m for m in ORDER if m in models]:
+        results[model] = _cross_validate(model, cohort, splits, settings)
+        print(name, model, {k: v for k, v in results[model].items() if not isinstance(v, list)})
+        if save:
+            save(results)
+    if name == "two_signal" and all((root / "models" / m).is_dir() for m in ORDER[:2]):
+        scores = {m: _scores(_predictions(root / "models", config["folds"], m)) for m in ORDER[:2]}
+        better = max(ORDER[:2], key=lambda m: scores[m]["accuracy"])
+        results["better_single"] = better
+        for fused in ("fusion", "late_fusion"):
+            if (root / "models" / fused).is_dir():
+                results[f"{fused}_vs_{better}"] = _paired(
+                    root / "models", config["folds"], fused, better
+                )
     return results
 
 
-def main(cohorts: list[str], models: list[str]) -> None:
+def main(cohorts: list[str], models: list[str], work: Path | None = None) -> None:
     config = yaml.safe_load((REPO / "config.yaml").read_text())["models"]
     settings = TrainSettings.from_config(config, threads=THREADS).as_dict()
     for name in cohorts:
@@ -143,12 +158,13 @@ def main(cohorts: list[str], models: list[str]) -> None:
         def save(partial: dict, kept=kept, name=name) -> None:
             write_result(f"deep_models_{name}", {**kept, **partial, "settings": settings})
 
-        save(run_cohort(name, models, config, save))
+        save(run_cohort(name, models, config, save, work / name if work else None))
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("cohorts", nargs="*", default=list(COHORTS), choices=list(COHORTS))
     parser.add_argument("--models", nargs="+", default=ORDER, choices=ORDER)
+    parser.add_argument("--work", type=Path, help="keep (and reuse) the cohorts here")
     args = parser.parse_args()
-    main(args.cohorts, args.models)
+    main(args.cohorts, args.models, args.work)

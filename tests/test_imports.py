@@ -43,7 +43,7 @@ def test_no_import_cycle():
         path.append(node)
         for child in sorted(graph[node]):
             if state.get(child) == 1:
-                cycle = path[path.index(child) :] + [child]
+                cycle = [*path[path.index(child) :], child]
                 raise AssertionError("import cycle: " + " -> ".join(cycle))
             if child not in state:
                 visit(child)

@@ -41,13 +41,19 @@ def test_scaler_leaves_absent_rows_out_and_zero():
     rng = np.random.default_rng(0)
     x = rng.normal(5.0, 2.0, size=(6, 1, 4, 4)).astype(np.float32)
     x[[1, 4]] = 0.0
-    scaler = InputScaler.fit([x])
     present = x[[0, 2, 3, 5]]
-    assert scaler.mean[0][0] == pytest.approx(present.mean(), rel=1e-5)
-    assert scaler.std[0][0] == pytest.approx(present.std(), rel=1e-5)
-    (z,) = scaler.transform([x])
-    assert torch.count_nonzero(z[[1, 4]]) == 0
-    assert abs(float(z[[0, 2, 3, 5]].mean())) < 1e-5
+    channel = InputScaler.fit([x], per="channel")
+    assert channel.mean[0][0] == pytest.approx(present.mean(), rel=1e-5)
+    assert channel.std[0][0] == pytest.approx(present.std(), rel=1e-5)
+    feature = InputScaler.fit([x])  # per feature (each element), the default
+    np.testing.assert_allclose(feature.mean[0], present.mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(feature.std[0], present.std(axis=0), rtol=1e-5)
+    for scaler in (channel, feature):
+        (z,) = scaler.transform([x])
+        assert torch.count_nonzero(z[[1, 4]]) == 0
+        assert abs(float(z[[0, 2, 3, 5]].mean())) < 1e-5
+    (z,) = feature.transform([x])
+    np.testing.assert_allclose(z[[0, 2, 3, 5]].std(dim=0, unbiased=False), 1.0, rtol=1e-4)
 
 
 def test_cohort_of_an_older_version_is_named(tmp_path):

@@ -285,3 +285,23 @@ def test_min_epochs_keeps_early_stopping_off_the_first_epochs():
     assert plain.epoch[plain.best == 1].tolist() == [1] and plain.epoch.max() == 3
     assert warm.epoch.max() == 8 and warm.epoch[warm.best == 1].tolist() == [6]
     assert warm.train_accuracy.iloc[-1] >= 0.9
+
+
+def test_fusion_warm_start_is_the_mean_of_its_branches():
+    """With ``fusion_init: branches`` the untrained fusion scores a subject with the mean
+    of its two trained branches' logits."""
+    from neurofusion.training.deep import build_network, ensemble_head
+
+    torch.manual_seed(0)
+    cnn, brainnet = build_network("cnn3d", (16, 16, 16)), build_network("brainnetcnn", n_regions=20)
+    for branch in (cnn, brainnet):  # as trained heads: far from the near-zero initialisation
+        torch.nn.init.normal_(branch.out.weight)
+        torch.nn.init.normal_(branch.out.bias)
+    state = {f"cnn.{k}": v for k, v in cnn.state_dict().items()}
+    state |= {f"brainnet.{k}": v for k, v in brainnet.state_dict().items()}
+    fusion = build_network("fusion", (16, 16, 16), 20)
+    fusion.load_state_dict(state | ensemble_head(state))
+    t1, fc = torch.randn(3, 1, 16, 16, 16), torch.randn(3, 1, 20, 20)
+    for net in (fusion, cnn, brainnet):
+        net.eval()
+    torch.testing.assert_close(fusion(t1, fc), 0.5 * (cnn(t1) + brainnet(fc)))

@@ -53,6 +53,7 @@ def test_network_starts_at_chance_and_fits_16_subjects(name, cohort):
     assert abs(start.train_loss - math.log(2)) < 0.1, start.train_loss
     assert accuracy >= 0.95, history[["epoch", "train_loss", "train_accuracy"]].to_string()
     assert history.train_loss.iloc[-1] < 0.5 * math.log(2)
+    assert history.train_loss.max() < 2  # no divergence (the previous recipe reached 12.5)
     # Every layer receives gradient from the first epoch (none is dead or detached), but
     # the fusion's branches' own output layers, which its forward pass does not use.
     used = [

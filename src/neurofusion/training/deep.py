@@ -234,13 +234,29 @@ def _fit_single_deep(name: str) -> Callable[..., FoldResult]:
     return fit
 
 
+def ensemble_head(initial: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The fusion's output layer (``out.weight`` (2, 128), ``out.bias`` (2,)) as the mean
+    of its branches' output layers, from a ``state_dict`` holding ``cnn.out.*`` and
+    ``brainnet.out.*``.
+
+    The fusion then starts as the average of its trained branches' logits (their
+    ensemble), and fine-tuning starts from there. A fresh readout of trained branch
+    features started at a loss of 0.09 to 4.3 instead of near the branches' own.
+    """
+    weights = [initial[f"{branch}.out.weight"] for branch in ("cnn", "brainnet")]
+    return {
+        "out.weight": 0.5 * torch.cat(weights, dim=1),
+        "out.bias": 0.5 * (initial["cnn.out.bias"] + initial["brainnet.out.bias"]),
+    }
+
+
 def fit_fusion(fold: Fold, log: FitLog, branches: Mapping | None = None) -> FoldResult:
     """Intermediate fusion, trained end to end.
 
     With ``settings.fusion_init == "branches"`` the encoders start from this fold's trained
     ``cnn3d`` and ``brainnetcnn``: ``branches[name]`` = ``{"state_dict", "fitted"}`` of the
     same fold (from their jobs), or, when absent, they are trained here first on the same
-    subjects.
+    subjects; the output layer starts as :func:`ensemble_head`.
     """
     initial = None
     if fold.settings.fusion_init == "branches":
@@ -254,6 +270,7 @@ def fit_fusion(fold: Fold, log: FitLog, branches: Mapping | None = None) -> Fold
                 state, fitted = artefact["state_dict"], branch_log.steps
             log.merge(name, fitted)
             initial |= {f"{prefix}.{key}": value for key, value in state.items()}
+        initial |= ensemble_head(initial)
     return FoldResult(*_train_on_split("fusion", fold, log, fold.ids("test"), initial))
 
 
