@@ -22,9 +22,10 @@ class TrainSettings:
         schedule's maximum, or the constant rate).
     model_lr : tuple of (str, float)
         Learning rates of named deep models, overriding ``lr`` (config: ``models.lr``
-        given as a mapping, e.g. ``{default: 0.0001, brainnetcnn: 0.001}``). A branch
+        given as a mapping, e.g. ``{default: 0.001, fusion: 0.0001}``). A branch
         trained inside ``fusion`` or ``late_fusion`` uses its own model's rate. Empty
-        here; the shipped config.yaml gives ``brainnetcnn`` 0.001 (README, ``models.lr``).
+        here; the shipped config.yaml gives ``fusion`` 0.0001, for fine-tuning from its
+        trained branches (README, ``models.lr``).
     weight_decay : float
         AdamW's decoupled weight decay.
     schedule : str
