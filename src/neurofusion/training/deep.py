@@ -278,11 +278,12 @@ def fit_late_fusion(fold: Fold, log: FitLog, branches: Mapping | None = None) ->
     """Late fusion by feature transformation (PAPER.md section 3).
 
     Inside the training fold, each branch (``cnn3d``, ``brainnetcnn``) is cross-validated
-    (``settings.inner_folds``; early stopping on a stratified share of each inner training
-    set); its out-of-fold probabilities, as logits, train a logistic regression. The test
-    subjects get the same transformation of the branches trained on the whole training fold:
-    ``branches[name]`` = ``{"probability": {participant_id: p}, "fitted"}`` of the same fold,
-    or trained here when absent. A subject without a branch's modality has logit 0 for it
+    (``settings.inner_folds``; with ``stopping: validation``, early stopping on a stratified
+    share of each inner training set); its out-of-fold probabilities, as logits, train a
+    logistic regression. The test subjects get the same transformation of the branches
+    trained on the whole training fold: ``branches[name]`` =
+    ``{"probability": {participant_id: p}, "fitted"}`` of the same fold, or trained here
+    when absent. A subject without a branch's modality has logit 0 for it
     (probability 0.5: no evidence either way), so the stacker scores it from the other.
     """
     settings = fold.settings

@@ -158,7 +158,7 @@ class TrainSettings:
         return dataclasses.replace(self, lr=dict(self.model_lr).get(name, self.lr), model_lr=())
 
     def learning_rates(self, networks: Iterable[str]) -> dict[str, float]:
-        """``{network: Adam learning rate}`` of the deep networks named."""
+        """``{network: peak AdamW learning rate}`` of the deep networks named."""
         return {name: self.for_model(name).lr for name in networks}
 
     def architecture(self) -> dict[str, Any]:

@@ -4,7 +4,8 @@ Each split is one TSV in the style of ClinicaDL's split files: ``participant_id`
 ``group`` and ``role`` (``train``, ``validation`` or ``test``). Split ``k`` belongs to
 repeat ``k // folds``; within a repeat the test folds partition the cohort. The
 ``validation`` subjects are a stratified share of the training fold, used for early
-stopping of the deep models; every fitted object sees training-fold subjects only
+stopping of the deep models with ``models.stopping: validation`` (with ``fixed`` they
+train with the rest); every fitted object sees training-fold subjects only
 (``train`` and ``validation``).
 """
 
