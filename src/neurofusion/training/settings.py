@@ -23,9 +23,9 @@ class TrainSettings:
     model_lr : tuple of (str, float)
         Learning rates of named deep models, overriding ``lr`` (config: ``models.lr``
         given as a mapping, e.g. ``{default: 0.001, fusion: 0.0001}``). A branch
-        trained inside ``fusion`` or ``late_fusion`` uses its own model's rate. Empty
-        here; the shipped config.yaml gives ``fusion`` 0.0001, for fine-tuning from its
-        trained branches (README, ``models.lr``).
+        trained inside ``fusion`` or ``late_fusion`` uses its own model's rate. The
+        default, as in the shipped config.yaml, gives ``fusion`` 0.0001 for fine-tuning
+        from its trained branches (README, ``models.lr``).
     weight_decay : float
         AdamW's decoupled weight decay.
     schedule : str
@@ -89,7 +89,7 @@ class TrainSettings:
     epochs: int = 20
     batch_size: int = 16
     lr: float = 1e-3
-    model_lr: tuple[tuple[str, float], ...] = ()
+    model_lr: tuple[tuple[str, float], ...] = (("fusion", 1e-4),)
     weight_decay: float = 1e-2
     schedule: str = "onecycle"
     grad_clip: float = 5.0
@@ -125,6 +125,8 @@ class TrainSettings:
             values["model_lr"] = tuple(
                 sorted((name, float(rate)) for name, rate in lr.items() if name != "default")
             )
+        elif "lr" in values:  # one number sets every model
+            values["model_lr"] = ()
         if threads is not None:
             values["threads"] = int(threads)
         return cls(**values)
