@@ -35,23 +35,23 @@ def deep_inputs(name: str, cohort: Cohort, connectivity: str = "fisherz") -> lis
 
     ``connectivity`` (``models.connectivity_input``): ``fisherz``, the cohort's Fisher-z
     matrices, or ``tangent``, :class:`~neurofusion.training.tangent.TangentMatrices`
-    whose reference must be fitted (:func:`fit_inputs`) before they are read.
+    whose reference must be fitted (:func:`fit_inputs`) before they are read. Only the
+    inputs of model ``name`` are opened (the 3D CNN does not load the time series).
     """
-    t1 = cohort.array("t1")[:, None] if "T1w" in cohort.modalities else None
-    fc = None
-    if "bold" in cohort.modalities:
-        n_regions = cohort.array("fc").shape[-1]
-        fc = (TangentMatrices(cohort.timeseries, n_regions) if connectivity == "tangent"
-              else cohort.array("fc")[:, None])  # fmt: skip
-    if name == "cnn3d":
-        return [t1]
-    if name == "brainnetcnn":
-        return [fc]
-    if name == "fusion":
-        return [t1, fc]
     if name == "early_fusion":
         return [_StackedChannels(cohort.array("t1"), cohort.array("maps"))]
-    raise KeyError(name)
+    reads = {"cnn3d": ("t1",), "brainnetcnn": ("fc",), "fusion": ("t1", "fc")}[name]
+    return [
+        cohort.array("t1")[:, None] if array == "t1" else _connectivity(cohort, connectivity)
+        for array in reads
+    ]
+
+
+def _connectivity(cohort: Cohort, connectivity: str):
+    """The connectivity input: Fisher-z matrices (n, 1, N, N) or their tangent view."""
+    if connectivity == "tangent":
+        return TangentMatrices(cohort.timeseries, cohort.array("fc").shape[-1])
+    return cohort.array("fc")[:, None]
 
 
 def fit_inputs(inputs: Sequence, rows: np.ndarray) -> list:

@@ -215,14 +215,18 @@ def _loss_and_accuracy(
     return loss, accuracy
 
 
+def _layer(parameter_name: str) -> str:
+    """The module that owns a parameter (``e2e.row.weight`` -> ``e2e.row``)."""
+    return parameter_name.rpartition(".")[0] or parameter_name
+
+
 def layer_names(model: nn.Module) -> list[str]:
     """The names of the modules that own trainable parameters, in registration order
     (``e2e.row``, ``blocks.0``, ...): the layers whose gradient norms are recorded."""
     names = []
     for name, parameter in model.named_parameters():
-        layer = name.rpartition(".")[0] or name
-        if parameter.requires_grad and layer not in names:
-            names.append(layer)
+        if parameter.requires_grad and _layer(name) not in names:
+            names.append(_layer(name))
     return names
 
 
@@ -231,7 +235,7 @@ def _gradient_norms(model: nn.Module, layers: Sequence[str]) -> np.ndarray:
     squares = dict.fromkeys(layers, 0.0)
     for name, parameter in model.named_parameters():
         if parameter.grad is not None:
-            squares[name.rpartition(".")[0] or name] += float(parameter.grad.pow(2).sum())
+            squares[_layer(name)] += float(parameter.grad.pow(2).sum())
     return np.sqrt([squares[layer] for layer in layers])
 
 
