@@ -15,6 +15,7 @@ from conftest import REPO
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from neurofusion.errors import NeurofusionError
 from neurofusion.evaluation.metrics import auc, metrics_with_intervals, wilson_interval
 from neurofusion.evaluation.stats import bootstrap_auc_difference, mcnemar_exact, permutation_p
 from neurofusion.models import CNN3D, E2E, BrainNetCNN, FusionNet
@@ -167,6 +168,21 @@ def test_splits_stratified_disjoint_seeded():
     assert not all(a.equals(b) for a, b in zip(splits, other, strict=True))
 
 
+def test_small_cohorts_keep_one_validation_subject_per_group():
+    """Six subjects in 3 folds: each training fold of 4 sets one per group aside (20 %
+    would be one subject, which cannot be stratified); 2 per group in 2 folds cannot."""
+    cohort = pd.DataFrame(
+        {"participant_id": [f"sub-{i}" for i in range(6)], "group": ["A", "B"] * 3}
+    )
+    for split in make_splits(cohort, folds=3, seed=0):
+        assert split[split.role == "validation"].group.value_counts().to_dict() == {
+            "A": 1,
+            "B": 1,
+        }
+    with pytest.raises(NeurofusionError, match="too few to set one aside"):
+        make_splits(cohort.iloc[:4], folds=2, seed=0)
+
+
 def test_upper_triangle_and_grid():
     m = np.arange(16, dtype=float).reshape(1, 4, 4)
     assert upper_triangle(m).tolist() == [[1, 2, 3, 6, 7, 11]]
@@ -305,3 +321,11 @@ def test_fusion_warm_start_is_the_mean_of_its_branches():
     for net in (fusion, cnn, brainnet):
         net.eval()
     torch.testing.assert_close(fusion(t1, fc), 0.5 * (cnn(t1) + brainnet(fc)))
+
+
+def test_inner_cv_shrinks_to_the_smaller_group():
+    from neurofusion.training.fold import inner_cv
+
+    assert inner_cv(np.array([0, 0, 0, 1, 1, 1, 1]), 3, 0).get_n_splits() == 3
+    assert inner_cv(np.array([0, 0, 1, 1, 1, 1]), 3, 0).get_n_splits() == 2
+    assert inner_cv(np.array([0, 1, 1, 1]), 3, 0) is None

@@ -15,10 +15,36 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.model_selection import StratifiedKFold
 
 from neurofusion.training.cohort import ARRAY_MODALITIES, Cohort
 from neurofusion.training.settings import TrainSettings
 from neurofusion.training.splits import role_ids
+
+
+def inner_cv(labels: np.ndarray, folds: int, seed: int) -> StratifiedKFold | None:
+    """The stratified inner cross-validation of a training fold.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        (n,) labels of the training fold's subjects.
+    folds : int
+        ``models.inner_folds``.
+    seed : int
+        Seed of the shuffle.
+
+    Returns
+    -------
+    StratifiedKFold or None
+        At most as many folds as the smaller group has subjects (a small cohort's fold, or
+        a label permutation, can hold two of a group); None when it has fewer than 2.
+    """
+    _, counts = np.unique(labels, return_counts=True)
+    smallest = int(counts.min()) if len(counts) > 1 else 0
+    if smallest < 2:
+        return None
+    return StratifiedKFold(min(folds, smallest), shuffle=True, random_state=seed)
 
 
 class FitLog:

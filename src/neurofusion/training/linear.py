@@ -10,14 +10,13 @@ import pandas as pd
 from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score
-from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 from threadpoolctl import threadpool_limits
 
 from neurofusion.training.cohort import Cohort
 from neurofusion.training.features import upper_triangle
-from neurofusion.training.fold import FitLog, Fold, FoldResult
+from neurofusion.training.fold import FitLog, Fold, FoldResult, inner_cv
 
 #: Grey-matter probability above which a voxel enters ``svm_gm`` (training-fold mean).
 GM_THRESHOLD = 0.2
@@ -111,9 +110,10 @@ def _fit_linear(name: str) -> Callable[..., FoldResult]:
         labels = fold.labels
         maker = _linear_features(name, fold.cohort)
         grid = fold.settings.svm_c
-        inner = StratifiedKFold(fold.settings.inner_folds, shuffle=True, random_state=fold.seed)
+        inner = inner_cv(labels[rows], fold.settings.inner_folds, fold.seed)
         scores = []
-        for k, (fit_pos, held_pos) in enumerate(inner.split(rows, labels[rows])):
+        splits = inner.split(rows, labels[rows]) if inner else []
+        for k, (fit_pos, held_pos) in enumerate(splits):
             fit_rows, held_rows = rows[fit_pos], rows[held_pos]
             fit_ids = [training[i] for i in fit_pos]
             features = maker.fit(fit_rows)
@@ -125,8 +125,10 @@ def _fit_linear(name: str) -> Callable[..., FoldResult]:
                 guess = clf.predict(scaler.transform(x_held))
                 score = balanced_accuracy_score(labels[held_rows], guess)
                 scores.append({"C": c, "inner_fold": k, "balanced_accuracy": score})
+        if not scores:  # a group with one training subject: no inner CV, the middle C
+            scores = [{"C": grid[len(grid) // 2], "inner_fold": -1, "balanced_accuracy": np.nan}]
         history = pd.DataFrame(scores)
-        mean = history.groupby("C")["balanced_accuracy"].mean()
+        mean = history.groupby("C")["balanced_accuracy"].mean().fillna(0.0)
         best = float(mean.index[np.argmax(mean.to_numpy())])  # ties: the smallest C
         history["selected"] = (history["C"] == best).astype(int)
         features = maker.fit(rows)

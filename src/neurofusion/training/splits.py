@@ -30,6 +30,43 @@ def split_seed(seed: int, *keys: int) -> int:
     return int(np.random.SeedSequence([seed, *keys]).generate_state(1)[0])
 
 
+def validation_rows(rows: np.ndarray, groups: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """A stratified ``validation`` share of ``rows``: ``ceil(fraction * n)`` subjects, and
+    at least one per group, so that small cohorts (a training fold of 4) still split.
+
+    Parameters
+    ----------
+    rows : numpy.ndarray
+        (n,) indices of the training subjects.
+    groups : numpy.ndarray
+        (n_subjects,) group of every subject of the cohort.
+    fraction : float
+        Share set aside.
+    seed : int
+        Seed of the shuffle.
+
+    Returns
+    -------
+    numpy.ndarray
+        The indices (a subset of ``rows``) set aside.
+
+    Raises
+    ------
+    NeurofusionError
+        When a group has fewer than 2 subjects in ``rows`` (none would be left to train).
+    """
+    counts = pd.Series(groups[rows]).value_counts()
+    if counts.min() < 2:
+        raise NeurofusionError(
+            f"a training fold holds only {counts.min()} subject(s) of group "
+            f"{counts.idxmin()!r}, too few to set one aside for validation; lower "
+            "models.folds or add subjects"
+        )
+    size = max(int(np.ceil(fraction * len(rows))), len(counts))
+    _, validation = train_test_split(rows, test_size=size, stratify=groups[rows], random_state=seed)
+    return validation
+
+
 def make_splits(
     cohort: pd.DataFrame,
     folds: int = 10,
@@ -73,11 +110,8 @@ def make_splits(
     for repeat in range(repeats):
         outer = StratifiedKFold(folds, shuffle=True, random_state=split_seed(seed, repeat))
         for fold, (train, test) in enumerate(outer.split(np.zeros(len(groups)), groups)):
-            _, validation = train_test_split(
-                train,
-                test_size=validation_fraction,
-                stratify=groups[train],
-                random_state=split_seed(seed, repeat, fold),
+            validation = validation_rows(
+                train, groups, validation_fraction, split_seed(seed, repeat, fold)
             )
             role = np.full(len(groups), "train", dtype=object)
             role[validation] = "validation"
@@ -99,9 +133,7 @@ def final_split(
     """
     groups = cohort["group"].to_numpy()
     rows = np.arange(len(groups))
-    _, validation = train_test_split(
-        rows, test_size=validation_fraction, stratify=groups, random_state=split_seed(seed)
-    )
+    validation = validation_rows(rows, groups, validation_fraction, split_seed(seed))
     table = cohort[["participant_id", "group"]].copy().reset_index(drop=True)
     table["role"] = "train"
     table.loc[validation, "role"] = "validation"
