@@ -184,7 +184,7 @@ def preprocess_targets():
 # Connectivity and group QC (rules/connectivity.smk, rules/qc.smk)
 from neurofusion.connectivity.derivatives import expected_region_count, find_derivatives
 from neurofusion.connectivity.outputs import atlas_outputs, connectivity_outputs
-from neurofusion.qc.outputs import group_qc_outputs
+from neurofusion.qc.outputs import anat_qc_path, group_qc_outputs
 
 ATLAS = config["connectivity"]["atlas"]
 ATLAS_FILES = atlas_outputs(OUT, FUNC_RESOLUTION, ATLAS)
@@ -214,24 +214,41 @@ def connectome_inputs(wildcards):
     }
 
 
+def group_qc_members():
+    """For each input key of the group QC job, the subjects whose files it lists, in order."""
+    members = {}
+    if "bold" in MODALITIES:
+        members |= {key: subjects_with("bold") for key in ("fisherz", "coverage")}
+        if KIND != "derivatives":
+            members |= {key: subjects_with("bold") for key in ("confounds", "qc")}
+        elif config["input"]["derivatives"]["confounds"]:
+            members["confounds"] = SUBJECTS
+    if KIND != "derivatives" and "T1w" in MODALITIES:
+        members["anat_qc"] = subjects_with("T1w")
+    return members
+
+
 def group_qc_inputs(wildcards):
-    """Every subject's matrices and coverage, confounds (FD) and functional QC JSON."""
-    files = {
-        key: [
-            str(connectivity_outputs(DERIV, s, ATLAS)[key])
-            for s in subjects_with("bold")
-        ]
-        for key in ("fisherz", "coverage")
+    """Per subject: matrices and coverage, confounds (FD), functional and anatomical QC."""
+    paths = {
+        "fisherz": lambda s: connectivity_outputs(DERIV, s, ATLAS)["fisherz"],
+        "coverage": lambda s: connectivity_outputs(DERIV, s, ATLAS)["coverage"],
+        "confounds": lambda s: (
+            DERIV_INPUTS[s]["confounds"]
+            if KIND == "derivatives"
+            else func_outputs(DERIV, s, FUNC_RESOLUTION)["confounds"]
+        ),
+        "qc": lambda s: func_outputs(DERIV, s, FUNC_RESOLUTION)["qc"],
+        "anat_qc": lambda s: anat_qc_path(DERIV, s),
     }
-    if KIND != "derivatives":
-        for key in ("confounds", "qc"):
-            files[key] = [
-                str(func_outputs(DERIV, s, FUNC_RESOLUTION)[key])
-                for s in subjects_with("bold")
-            ]
-    elif config["input"]["derivatives"]["confounds"]:
-        files["confounds"] = [str(DERIV_INPUTS[s]["confounds"]) for s in SUBJECTS]
-    return files
+    return {
+        key: [str(paths[key](s)) for s in members]
+        for key, members in group_qc_members().items()
+    }
+
+
+#: Whether the cohort has function (group QC then writes region flags and QC-FC).
+GROUP_QC_FILES = group_qc_outputs(OUT, functional="bold" in MODALITIES)
 
 
 def connectivity_targets():
@@ -247,7 +264,7 @@ def connectivity_targets():
         for subject in subjects_with("bold")
         for path in connectivity_outputs(DERIV, subject, ATLAS).values()
     ]
-    targets += [str(path) for path in group_qc_outputs(OUT).values()]
+    targets += [str(path) for path in GROUP_QC_FILES.values()]
     if KIND != "derivatives":
         targets += [str(path) for path in ATLAS_FILES.values()]
     return targets
@@ -260,6 +277,13 @@ def mni_t1w(subject):
     return str(anat_outputs(DERIV, subject)["mni_t1w"])
 
 
+def anat_qc_targets():
+    """Every T1w subject's anatomical QC JSON and the group QC."""
+    return [str(anat_qc_path(DERIV, s)) for s in subjects_with("T1w")] + [
+        str(path) for path in GROUP_QC_FILES.values()
+    ]
+
+
 def default_targets():
     """What `snakemake` with no target builds: every stage the input and modalities allow."""
     if KIND == "derivatives":
@@ -267,8 +291,8 @@ def default_targets():
     if "T1w" not in MODALITIES:
         return list(rules.rawdata.input)
     if "bold" in MODALITIES:
-        return preprocess_targets() + connectivity_targets()
-    return preprocess_targets()
+        return preprocess_targets() + anat_qc_targets() + connectivity_targets()
+    return preprocess_targets() + anat_qc_targets()
 
 
 def training_params(wildcards):

@@ -1,19 +1,19 @@
-"""Snakemake adapter: group QC table, exclusions, region flags and QC-FC."""
+"""Snakemake adapter: group QC table, exclusions, and with function region flags, QC-FC."""
 
 from neurofusion.connectivity.settings import ConnectivitySettings
 from neurofusion.logs import run_step
 from neurofusion.qc.group import run_group_qc
-from neurofusion.qc.motion import QCSettings
+from neurofusion.qc.settings import QCSettings
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
-keys = [key for key in ("fisherz", "coverage", "confounds", "qc") if hasattr(sm.input, key)]
+subjects = {}
+for key, members in sm.params.members.items():
+    for index, subject in enumerate(members):
+        subjects.setdefault(subject, {})[key] = sm.input[key][index]
 run_step(
     sm.log[0],
     run_group_qc,
-    subjects={
-        subject: {key: sm.input[key][index] for key in keys}
-        for index, subject in enumerate(sm.params.subjects)
-    },
+    subjects={subject: subjects[subject] for subject in sm.params.order if subject in subjects},
     groups=sm.params.groups,
     output_dir=sm.params.output_dir,
     qc_settings=QCSettings.from_config(sm.params.qc),

@@ -22,8 +22,9 @@ from neurofusion.connectivity.settings import ConnectivitySettings
 from neurofusion.connectivity.timeseries import region_signals
 from neurofusion.errors import InputError, NeurofusionError
 from neurofusion.qc.group import run_group_qc
-from neurofusion.qc.motion import QCSettings, exclusion_reasons
+from neurofusion.qc.motion import exclusion_reasons
 from neurofusion.qc.qcfc import edge_correlations, qcfc_summary
+from neurofusion.qc.settings import QCSettings
 
 AAL_NAMES = [name for _, name in aal_labels()]
 

@@ -53,6 +53,40 @@ class Reorient(SimpleInterface):
         return runtime
 
 
+def head_mask(
+    data: np.ndarray, zooms_mm, smoothing_mm: float = 4.0, otsu_fraction: float = 0.3
+) -> np.ndarray:
+    """Foreground (head) mask of a 3D image; the rule of :class:`HeadMask`.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        (ni, nj, nk) image.
+    zooms_mm : sequence of float
+        Voxel size (mm) along each axis.
+    smoothing_mm : float
+        FWHM (mm) of the Gaussian applied before thresholding.
+    otsu_fraction : float
+        Threshold, as a fraction of Otsu's threshold of the smoothed image.
+
+    Returns
+    -------
+    numpy.ndarray
+        (ni, nj, nk) bool: the largest connected component above threshold, holes filled.
+    """
+    from skimage.filters import threshold_otsu
+
+    sigma = smoothing_mm / np.sqrt(8 * np.log(2)) / np.asarray(zooms_mm, dtype=float)
+    smooth = ndi.gaussian_filter(np.asarray(data, dtype=np.float32), sigma)
+    mask = smooth > otsu_fraction * threshold_otsu(smooth)
+    components, count = ndi.label(mask)
+    if count > 1:
+        sizes = np.bincount(components.ravel())
+        sizes[0] = 0
+        mask = components == int(np.argmax(sizes))
+    return ndi.binary_fill_holes(mask)
+
+
 class _HeadMaskInputSpec(BaseInterfaceInputSpec):
     in_file = File(exists=True, mandatory=True, desc="3D image")
     smoothing_mm = traits.Float(4.0, usedefault=True, desc="Gaussian FWHM before thresholding")
@@ -77,19 +111,13 @@ class HeadMask(SimpleInterface):
     output_spec = _HeadMaskOutputSpec
 
     def _run_interface(self, runtime):
-        from skimage.filters import threshold_otsu
-
         img = nib.load(self.inputs.in_file)
-        zooms = np.asarray(img.header.get_zooms()[:3], dtype=float)
-        sigma = self.inputs.smoothing_mm / np.sqrt(8 * np.log(2)) / zooms
-        smooth = ndi.gaussian_filter(img.get_fdata(dtype=np.float32), sigma)
-        mask = smooth > self.inputs.otsu_fraction * threshold_otsu(smooth)
-        components, count = ndi.label(mask)
-        if count > 1:
-            sizes = np.bincount(components.ravel())
-            sizes[0] = 0
-            mask = components == int(np.argmax(sizes))
-        mask = ndi.binary_fill_holes(mask)
+        mask = head_mask(
+            img.get_fdata(dtype=np.float32),
+            img.header.get_zooms()[:3],
+            self.inputs.smoothing_mm,
+            self.inputs.otsu_fraction,
+        )
         out = Path(runtime.cwd) / "head_mask.nii.gz"
         nib.save(nib.Nifti1Image(mask.astype(np.uint8), img.affine, img.header), str(out))
         self._results["mask_file"] = str(out)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,34 +11,10 @@ import pandas as pd
 
 from neurofusion.errors import InputError
 from neurofusion.preprocessing.bold_reports import FD_THRESHOLD_MM
+from neurofusion.qc.settings import QCSettings
 
 #: Column of framewise displacement in a confounds table (fMRIPrep's name, Power's FD).
 FD_COLUMN = "framewise_displacement"
-
-
-@dataclasses.dataclass(frozen=True)
-class QCSettings:
-    """Exclusion thresholds (``qc`` in config.yaml).
-
-    Attributes
-    ----------
-    max_mean_fd_mm : float
-        Exclude a subject whose mean framewise displacement exceeds this (mm).
-    max_fraction_high_fd : float
-        Exclude a subject with more than this fraction of volumes above ``high_fd_mm``.
-    high_fd_mm : float
-        FD (mm) above which a volume counts as high-motion.
-    """
-
-    max_mean_fd_mm: float = 0.5
-    max_fraction_high_fd: float = 0.2
-    high_fd_mm: float = 0.5
-
-    @classmethod
-    def from_config(cls, block: Mapping[str, Any]) -> QCSettings:
-        """Settings from the ``qc`` block of config.yaml."""
-        fields = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{key: float(value) for key, value in block.items() if key in fields})
 
 
 def motion_summary(
