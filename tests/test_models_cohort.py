@@ -153,11 +153,19 @@ def test_no_test_subject_reaches_any_fitting_step(effect_cohort):
             assert "early_stopping" not in record["fitted"]
             assert record["training"]["kept_epoch"] == quick.epochs
         else:
-            final = "stacker" if model == "late_fusion" else "classifier"
+            final = "cnn3d/network" if model == "late_fusion" else "classifier"
             assert set(record["fitted"][final]) == train | validation
         assert set(record["split"]["test"]) == test
     fusion = json.loads(fold_outputs(effect_cohort / "leak", "fusion", 0)["provenance"].read_text())
     assert "cnn3d/network" in fusion["fitted"]  # started from the fold's own branches
+    # late_fusion: stacking fits its stacker on the training fold's inner-CV logits.
+    stacking = dataclasses.replace(quick, late_fusion="stacking")
+    cross_validate(effect_cohort, "late_fusion", stacking, folds=[0], tag="leak-stack")
+    record = json.loads(
+        fold_outputs(effect_cohort / "leak-stack", "late_fusion", 0)["provenance"].read_text()
+    )
+    assert set(record["fitted"]["stacker"]) == train | validation
+    assert all(not set(ids) & test for ids in record["fitted"].values())
     # stopping: validation trains on the train subjects and stops on the validation ones.
     early = dataclasses.replace(quick, stopping="validation")
     cross_validate(effect_cohort, "brainnetcnn", early, folds=[0], tag="leak-early")

@@ -14,13 +14,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from scipy.special import logit
+from scipy.special import expit, logit
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.model_selection import train_test_split
 
+from neurofusion.errors import NeurofusionError
 from neurofusion.models import CNN3D, BrainNetCNN, FusionNet
 from neurofusion.training.cohort import Cohort
-from neurofusion.training.fold import FitLog, Fold, FoldResult
+from neurofusion.training.fold import FitLog, Fold, FoldResult, inner_cv
+from neurofusion.training.history import HISTORY_COLUMNS
 from neurofusion.training.loop import predict_proba, train_network
 from neurofusion.training.registry import usable_ids
 from neurofusion.training.splits import split_seed
@@ -275,23 +277,65 @@ def fit_fusion(fold: Fold, log: FitLog, branches: Mapping | None = None) -> Fold
 
 
 def fit_late_fusion(fold: Fold, log: FitLog, branches: Mapping | None = None) -> FoldResult:
-    """Late fusion by feature transformation (PAPER.md section 3).
+    """Late fusion of the branches' probabilities (``settings.late_fusion``).
 
-    Inside the training fold, each branch (``cnn3d``, ``brainnetcnn``) is cross-validated
-    (``settings.inner_folds``; with ``stopping: validation``, early stopping on a stratified
-    share of each inner training set); its out-of-fold probabilities, as logits, train a
-    logistic regression. The test subjects get the same transformation of the branches
-    trained on the whole training fold: ``branches[name]`` =
-    ``{"probability": {participant_id: p}, "fitted"}`` of the same fold, or trained here
-    when absent. A subject without a branch's modality has logit 0 for it
-    (probability 0.5: no evidence either way), so the stacker scores it from the other.
+    ``mean``: the test subjects' probability is the logistic of the mean of the branches'
+    logits; nothing is fitted beyond the branches. ``stacking``: late fusion by feature
+    transformation (PAPER.md section 3): inside the training fold, each branch
+    (``cnn3d``, ``brainnetcnn``) is cross-validated (``settings.inner_folds``; with
+    ``stopping: validation``, early stopping on a stratified share of each inner training
+    set); its out-of-fold probabilities, as logits, train a logistic regression.
+
+    Either way the test subjects get the branches trained on the whole training fold:
+    ``branches[name]`` = ``{"probability": {participant_id: p}, "fitted"}`` of the same
+    fold, or trained here when absent. A subject without a branch's modality has logit 0
+    for it (probability 0.5: no evidence either way), so it is scored from the other.
     """
-    settings = fold.settings
+    test_logits = _branch_logits(_branch_test_probabilities(fold, log, branches))
+    if fold.settings.late_fusion == "mean":
+        history = pd.DataFrame(columns=list(HISTORY_COLUMNS))
+        return FoldResult(expit(test_logits.mean(axis=1)), history, {"combine": "mean"})
+    oof, curves = _inner_branch_probabilities(fold, log)
+    training = fold.ids("train", "validation")
+    stacker = LogisticRegression(class_weight="balanced")
+    stacker.fit(_branch_logits(oof), fold.labels[fold.cohort.indices(training)])
+    log.record("stacker", training)
+    return FoldResult(stacker.predict_proba(test_logits)[:, 1], curves, stacker)
+
+
+#: The branches of ``late_fusion``, in the column order of its probability arrays.
+LATE_FUSION_BRANCHES = ("cnn3d", "brainnetcnn")
+
+
+def _branch_test_probabilities(fold: Fold, log: FitLog, branches: Mapping | None) -> np.ndarray:
+    """(n_test, 2) probabilities of :data:`LATE_FUSION_BRANCHES` for the fold's test
+    subjects (NaN: the subject lacks the branch's modality)."""
+    test = fold.ids("test")
+    test_prob = np.zeros((len(test), len(LATE_FUSION_BRANCHES)))
+    for j, name in enumerate(LATE_FUSION_BRANCHES):
+        if branches and name in branches:
+            test_prob[:, j] = [branches[name]["probability"].get(pid, np.nan) for pid in test]
+            log.merge(name, branches[name]["fitted"])
+        else:
+            branch_log = FitLog()
+            test_prob[:, j], _, _ = _train_on_split(name, fold, branch_log, test)
+            log.merge(name, branch_log.steps)
+    return test_prob
+
+
+def _inner_branch_probabilities(fold: Fold, log: FitLog) -> tuple[np.ndarray, pd.DataFrame]:
+    """Out-of-fold probabilities (n_training, 2) of the branches over an inner CV of the
+    training fold, and their training curves."""
     training = fold.ids("train", "validation")
     rows = fold.cohort.indices(training)
-    inner = StratifiedKFold(settings.inner_folds, shuffle=True, random_state=fold.seed)
-    names = ("cnn3d", "brainnetcnn")
-    oof = np.zeros((len(training), len(names)))
+    inner = inner_cv(fold.labels[rows], fold.settings.inner_folds, fold.seed)
+    if inner is None:
+        raise NeurofusionError(
+            "late_fusion: stacking needs an inner cross-validation of each training fold, "
+            "but a group has fewer than 2 training subjects in it; add subjects, lower "
+            "models.folds, or set models.late_fusion: mean"
+        )
+    oof = np.zeros((len(training), len(LATE_FUSION_BRANCHES)))
     curves = []
     for k, (fit_rows, held_rows) in enumerate(inner.split(rows, fold.labels[rows])):
         fit_ids = [training[i] for i in fit_rows]
@@ -302,28 +346,14 @@ def fit_late_fusion(fold: Fold, log: FitLog, branches: Mapping | None = None) ->
             random_state=split_seed(fold.seed, k),
         )
         held = [training[i] for i in held_rows]
-        for j, name in enumerate(names):
+        for j, name in enumerate(LATE_FUSION_BRANCHES):
             branch_log = FitLog()
             oof[held_rows, j], history, _ = _train_deep(
                 name, fold, branch_log, train_ids, val_ids, held, split_seed(fold.seed, k, j)
             )
             log.merge(f"inner-{k}/{name}", branch_log.steps)
             curves.append(history.assign(model=name, inner_fold=k))
-    test = fold.ids("test")
-    test_prob = np.zeros((len(test), len(names)))
-    for j, name in enumerate(names):
-        if branches and name in branches:
-            test_prob[:, j] = [branches[name]["probability"].get(pid, np.nan) for pid in test]
-            log.merge(name, branches[name]["fitted"])
-        else:
-            branch_log = FitLog()
-            test_prob[:, j], _, _ = _train_on_split(name, fold, branch_log, test)
-            log.merge(name, branch_log.steps)
-    stacker = LogisticRegression(class_weight="balanced")
-    stacker.fit(_branch_logits(oof), fold.labels[rows])
-    log.record("stacker", training)
-    probability = stacker.predict_proba(_branch_logits(test_prob))[:, 1]
-    return FoldResult(probability, pd.concat(curves, ignore_index=True), stacker)
+    return oof, pd.concat(curves, ignore_index=True)
 
 
 def _branch_logits(probability: np.ndarray) -> np.ndarray:

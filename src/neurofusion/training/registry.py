@@ -43,7 +43,8 @@ MODELS: dict[str, ModelSpec] = {
         arrays=("t1", "fc", "timeseries"),
         deep=False,
         branches=("cnn3d", "brainnetcnn"),
-        description="logistic regression on the branches' out-of-fold probabilities",
+        description="the branches' logits combined: their mean, or a logistic "
+        "regression on their inner-CV logits (models.late_fusion: stacking)",
     ),
     "early_fusion": ModelSpec(
         module="deep",

@@ -25,7 +25,7 @@ class TrainSettings:
         given as a mapping, e.g. ``{default: 0.001, fusion: 0.0001}``). A branch
         trained inside ``fusion`` or ``late_fusion`` uses its own model's rate. The
         default, as in the shipped config.yaml, gives ``fusion`` 0.0001 for fine-tuning
-        from its trained branches (README, ``models.lr``).
+        from its trained branches (``models.lr`` in docs/configuration.md).
     weight_decay : float
         AdamW's decoupled weight decay.
     schedule : str
@@ -74,6 +74,9 @@ class TrainSettings:
         linear models, out-of-fold probabilities of late fusion).
     svm_c : tuple of float
         Grid of the regularisation parameter C searched by inner CV.
+    late_fusion : str
+        How ``late_fusion`` combines its branches: ``mean`` (the mean of their logits) or
+        ``stacking`` (a logistic regression on their inner-CV logits).
     fusion_init : str
         ``branches``: start fusion from the fold's trained cnn3d and brainnetcnn;
         ``scratch``: from random weights.
@@ -106,6 +109,7 @@ class TrainSettings:
     seed: int = 0
     inner_folds: int = 3
     svm_c: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0)
+    late_fusion: str = "mean"
     fusion_init: str = "branches"
     modality_dropout: float = 0.2
     device: str = "auto"
