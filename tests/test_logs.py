@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from neurofusion.errors import InputError
@@ -33,3 +35,17 @@ def test_a_bug_keeps_its_traceback_in_the_log(tmp_path):
     text = log.read_text()
     assert "unexpected error in _bug" in text and "Traceback" in text
     assert "ZeroDivisionError: division by zero" in text
+
+
+def _nipype_node_line():
+    import nipype  # noqa: F401 (its import adds a console handler to the "nipype" logger)
+
+    logging.getLogger("nipype.workflow").info('[Node] Finished "n4"')
+
+
+def test_nipype_node_lines_go_to_the_log_file_only(tmp_path, capsys):
+    log = tmp_path / "job.log"
+    run_step(log, _nipype_node_line)
+    captured = capsys.readouterr()
+    assert '[Node] Finished "n4"' in log.read_text()
+    assert "Node" not in captured.out + captured.err

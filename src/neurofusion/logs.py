@@ -15,12 +15,25 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def configure_logging(log_path: str | Path | None = None, level: int = logging.INFO) -> None:
-    """Send neurofusion's log records to stderr and, if given, to ``log_path`` (overwritten)."""
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    """Send log records to ``log_path`` (overwritten) and warnings and errors to stderr.
+
+    Without ``log_path`` (the command line) every record at ``level`` goes to stderr.
+    nipype's own console handler is kept out, so its node lines reach the console
+    neither twice nor at all during a workflow job: they are in the job's log.
+    """
+    console = logging.StreamHandler(sys.stderr)
+    handlers: list[logging.Handler] = [console]
     if log_path is not None:
+        console.setLevel(logging.WARNING)
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_path, mode="w"))
     logging.basicConfig(level=level, format=LOG_FORMAT, handlers=handlers, force=True)
+    # nipype adds its console handler to the "nipype" logger on import unless that logger
+    # has one already: a NullHandler there keeps it out, or replaces it if it came first.
+    nipype = logging.getLogger("nipype")
+    for handler in list(nipype.handlers):
+        nipype.removeHandler(handler)
+    nipype.addHandler(logging.NullHandler())
 
 
 def run_step(log_path: str | Path, func: Callable[..., Any], /, **kwargs: Any) -> Any:
