@@ -34,8 +34,9 @@ include: "rules/models.smk"
 include: "rules/retrieval.smk"
 
 
-# Everything the study's report is made of: group QC, evaluation and retrieval. (The HTML
-# of `snakemake --report`, with a caption per figure, is not built yet; see README.md.)
+# Everything the study's report is made of: group QC, evaluation and retrieval. Then
+# `snakemake report --report report.html` writes them, each with its caption (report/),
+# into one HTML file.
 rule report:
     input:
         rules.group_qc.output,

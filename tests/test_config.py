@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import run_snakemake
+import yaml
+from conftest import REPO, run_snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -77,3 +78,24 @@ def test_bids_input_missing_modality_lists_subjects(shared_data, tmp_path):
     assert run.returncode != 0
     assert "no image for sub-01 (bold), sub-05 (bold)" in run.stdout
     assert "set input.modalities" in run.stdout
+
+
+def test_configuration_page_matches_the_schema():
+    """docs/configuration.md is what the schema's descriptions and config.yaml generate."""
+    from neurofusion.config_reference import configuration_reference
+
+    schema = yaml.safe_load((REPO / "rules" / "schemas" / "config.schema.yaml").read_text())
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    page = (REPO / "docs" / "configuration.md").read_text()
+    assert page == configuration_reference(schema, config), (
+        "docs/configuration.md is stale: python -m neurofusion.config_reference "
+        "> docs/configuration.md"
+    )
+
+
+def test_a_key_without_description_is_refused():
+    from neurofusion.config_reference import configuration_reference
+
+    schema = {"properties": {"a": {"type": "string", "default": "x"}}}
+    with pytest.raises(ValueError, match="no description for a"):
+        configuration_reference(schema, {})
