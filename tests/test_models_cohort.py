@@ -30,7 +30,12 @@ from neurofusion.retrieval.new_subject import embed_new_subject, search_new_subj
 from neurofusion.retrieval.stage import retrieval_outputs, run_retrieval
 from neurofusion.training.cohort import Cohort, assemble_cohort
 from neurofusion.training.layout import FINAL, fold_outputs, permutation_file, split_paths
-from neurofusion.training.permutations import permutation_chunks, run_permutations
+from neurofusion.training.permutations import (
+    permutation_chunks,
+    permutation_scores,
+    permuted_labels,
+    run_permutations,
+)
 from neurofusion.training.registry import MODELS
 from neurofusion.training.run import (
     create_final_split,
@@ -160,9 +165,9 @@ def test_no_test_subject_reaches_any_fitting_step(effect_cohort):
     assert "cnn3d/network" in fusion["fitted"]  # started from the fold's own branches
     # late_fusion: stacking fits its stacker on the training fold's inner-CV logits.
     stacking = dataclasses.replace(quick, late_fusion="stacking")
-    cross_validate(effect_cohort, "late_fusion", stacking, folds=[0], tag="leak-stack")
+    cross_validate(effect_cohort, "late_fusion", stacking, folds=[0], tag="leak")
     record = json.loads(
-        fold_outputs(effect_cohort / "leak-stack", "late_fusion", 0)["provenance"].read_text()
+        fold_outputs(effect_cohort / "leak", "late_fusion", 0)["provenance"].read_text()
     )
     assert set(record["fitted"]["stacker"]) == train | validation
     assert all(not set(ids) & test for ids in record["fitted"].values())
@@ -407,3 +412,27 @@ def test_new_subject_is_embedded_by_the_final_model(effect_cohort, effect_predic
         embed_new_subject(out["library"], "brainnetcnn", connectome=other)
     with pytest.raises(NeurofusionError, match=r"_timeseries\.tsv"):
         embed_new_subject(out["library"], "brainnetcnn", connectome=conn["fisherz"])
+
+
+@pytest.mark.parametrize("model", ["logreg_tangent", "svm_gm"])
+def test_fast_linear_permutations_equal_the_whole_pipeline(effect_cohort, model):
+    """The permutation path that reuses each split's label-free work scores exactly as
+    the whole pipeline rerun per permutation, so the p-values are the same."""
+    cohort_dir = effect_cohort / "models" / "cohort"
+    splits = split_paths(effect_cohort / "models" / "splits", FOLDS)
+    fast = permutation_scores(model, cohort_dir, splits, range(1, 6), SETTINGS)
+    cohort = Cohort(cohort_dir)
+    slow = pd.DataFrame(
+        [
+            cross_validated_scores(
+                model, cohort, splits, SETTINGS, permuted_labels(cohort.labels, SETTINGS.seed, p), p
+            )
+            for p in range(1, 6)
+        ]
+    )
+    for column in ("balanced_accuracy", "accuracy", "auc"):
+        np.testing.assert_array_equal(fast[column].to_numpy(), slow[column].to_numpy())
+    observed = cross_validated_scores(model, cohort, splits, SETTINGS)["balanced_accuracy"]
+    assert permutation_p(observed, fast["balanced_accuracy"]) == permutation_p(
+        observed, slow["balanced_accuracy"]
+    )

@@ -329,3 +329,34 @@ def test_inner_cv_shrinks_to_the_smaller_group():
     assert inner_cv(np.array([0, 0, 0, 1, 1, 1, 1]), 3, 0).get_n_splits() == 3
     assert inner_cv(np.array([0, 0, 1, 1, 1, 1]), 3, 0).get_n_splits() == 2
     assert inner_cv(np.array([0, 1, 1, 1]), 3, 0) is None
+
+
+def test_balanced_accuracy_is_scikit_learns():
+    from sklearn.metrics import balanced_accuracy_score
+
+    from neurofusion.training.linear import balanced_accuracy
+
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        truth = rng.integers(0, 2, 17)
+        truth[:2] = [0, 1]
+        guess = rng.integers(0, 2, 17)
+        assert balanced_accuracy(truth, guess) == pytest.approx(
+            balanced_accuracy_score(truth, guess), abs=1e-12
+        )
+
+
+@pytest.mark.parametrize("c", [0.001, 0.01, 0.1, 1.0])
+def test_balanced_logistic_is_scikit_learns_model(c):
+    from sklearn.linear_model import LogisticRegression
+
+    from neurofusion.training.linear import BalancedLogistic
+
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((75, 60))
+    y = (x[:, 0] + rng.standard_normal(75) > 0.6).astype(int)  # unbalanced classes
+    ours = BalancedLogistic(c).fit(x, y)
+    theirs = LogisticRegression(C=c, class_weight="balanced", tol=1e-12, max_iter=10_000).fit(x, y)
+    np.testing.assert_allclose(ours.coef_, theirs.coef_, atol=1e-6)
+    np.testing.assert_allclose(ours.intercept_, theirs.intercept_, atol=1e-6)
+    np.testing.assert_allclose(ours.decision_function(x), theirs.decision_function(x), atol=1e-5)

@@ -13,8 +13,9 @@ import pandas as pd
 from neurofusion.fileio import atomic_path
 from neurofusion.preprocessing.threads import limit_threads
 from neurofusion.training.cohort import Cohort
+from neurofusion.training.linear import fit_labels, linear_inputs
 from neurofusion.training.registry import MODELS
-from neurofusion.training.run import cross_validated_scores
+from neurofusion.training.run import cross_validated_scores, fold_seed, load_fold, pooled_scores
 from neurofusion.training.settings import TrainSettings
 from neurofusion.training.splits import split_seed
 
@@ -64,7 +65,10 @@ def permutation_scores(
     For each permutation the labels of the whole cohort are shuffled
     (:func:`permuted_labels`) and the entire pipeline (every fitting step, branch models
     included) reruns on every split of ``split_paths`` (:func:`cross_validated_scores`),
-    scored against the shuffled labels.
+    scored against the shuffled labels. A linear model's steps that see no labels
+    (features, scaling, the basis of :class:`~neurofusion.training.linear.LinearInputs`)
+    are computed once per split and reused by every permutation; its inner CV and
+    classifiers rerun, so the scores are those of the whole pipeline.
 
     Parameters
     ----------
@@ -78,14 +82,46 @@ def permutation_scores(
     """
     limit_threads(settings.threads)
     cohort = Cohort(cohort_dir)
+    if permutation_kind(model) == "linear":
+        scorer = _linear_scorer(model, cohort, split_paths, settings)
+    else:
+
+        def scorer(labels: np.ndarray, p: int) -> dict[str, float]:
+            return cross_validated_scores(model, cohort, split_paths, settings, labels, p)
+
     rows = []
     for p in permutations:
-        labels = permuted_labels(cohort.labels, settings.seed, p)
-        scores = cross_validated_scores(model, cohort, split_paths, settings, labels, p)
+        scores = scorer(permuted_labels(cohort.labels, settings.seed, p), p)
         rows.append({"permutation": p, **scores})
         log.info("%s permutation %d (%d of %d): %s", model, p, len(rows), len(permutations),
                  rows[-1])  # fmt: skip
     return pd.DataFrame(rows, columns=["permutation", "balanced_accuracy", "accuracy", "auc"])
+
+
+def _linear_scorer(
+    model: str, cohort: Cohort, split_paths: Sequence[str | Path], settings: TrainSettings
+):
+    """``score(labels, permutation)`` of a linear model with each split's
+    :class:`~neurofusion.training.linear.LinearInputs` computed once."""
+    folds = []
+    for k, path in enumerate(split_paths):
+        fold = load_fold(cohort, path, settings, k, model)
+        train, test = fold.index("train", "validation"), fold.index("test")
+        folds.append((k, train, test, linear_inputs(model, cohort, train, test)))
+
+    def score(labels: np.ndarray, permutation: int) -> dict[str, float]:
+        scored = [
+            (
+                test,
+                fit_labels(
+                    model, inputs, labels[train], settings, fold_seed(settings, k, permutation)
+                ).probability,
+            )
+            for k, train, test, inputs in folds
+        ]
+        return pooled_scores(cohort, labels, scored)
+
+    return score
 
 
 def run_permutations(

@@ -70,7 +70,7 @@ def create_final_split(
     write_splits([final_split(Cohort(cohort_dir).table, seed, validation_fraction)], [path])
 
 
-def _load_fold(
+def load_fold(
     cohort: Cohort, split_path: str | Path, settings: TrainSettings, k: int, model: str
 ) -> Fold:
     """Split ``k`` restricted to the subjects ``model`` can use (:func:`usable`)."""
@@ -81,7 +81,7 @@ def _load_fold(
             "stale: delete the models/splits folder and run again"
         )
     split = cohort.keep(split, usable(model, cohort))
-    return Fold(cohort, split, cohort.labels, settings, split_seed(settings.seed, k))
+    return Fold(cohort, split, cohort.labels, settings, fold_seed(settings, k))
 
 
 def read_branches(model: str, branch_dirs: Mapping[str, str | Path]) -> dict[str, dict]:
@@ -142,7 +142,7 @@ def run_fold(
     limit_threads(settings.threads)
     spec = MODELS[model]
     cohort = Cohort(cohort_dir)
-    data = _load_fold(cohort, split_path, settings, fold_key(fold), model)
+    data = load_fold(cohort, split_path, settings, fold_key(fold), model)
     branches = read_branches(model, branch_dirs) if branch_dirs else None
     fit_log = FitLog()
     sizes = [len(data.ids(role)) for role in ("train", "validation", "test")]
@@ -234,18 +234,39 @@ def cross_validated_scores(
         ``balanced_accuracy``, ``accuracy`` (0-1) and ``auc``.
     """
     labels = cohort.labels if labels is None else labels
-    complete = cohort.complete
-    truth, prob = [], []
+    scored = []
     for k, path in enumerate(split_paths):
-        fold = _load_fold(cohort, path, settings, k, model)
+        fold = load_fold(cohort, path, settings, k, model)
         fold.labels = labels
-        if permutation:
-            fold.seed = split_seed(settings.seed, k, permutation)
-        result = fit_model(model, fold, FitLog(), None)
-        test = fold.index("test")
-        truth.append(labels[test][complete[test]])
-        prob.append(result.probability[complete[test]])
-    truth, prob = np.concatenate(truth), np.concatenate(prob)
+        fold.seed = fold_seed(settings, k, permutation)
+        scored.append((fold.index("test"), fit_model(model, fold, FitLog(), None).probability))
+    return pooled_scores(cohort, labels, scored)
+
+
+def fold_seed(settings: TrainSettings, k: int, permutation: int = 0) -> int:
+    """Seed of split ``k``'s training; a label permutation (>= 1) reseeds it."""
+    if permutation:
+        return split_seed(settings.seed, k, permutation)
+    return split_seed(settings.seed, k)
+
+
+def pooled_scores(
+    cohort: Cohort, labels: np.ndarray, scored: Sequence[tuple[np.ndarray, np.ndarray]]
+) -> dict[str, float]:
+    """Balanced accuracy, accuracy and AUC of out-of-fold probabilities pooled over folds.
+
+    Parameters
+    ----------
+    cohort : Cohort
+    labels : numpy.ndarray
+        (n,) labels in cohort order (permuted in permutation tests).
+    scored : sequence of (numpy.ndarray, numpy.ndarray)
+        Per fold, the test subjects' cohort rows and their probabilities; only subjects
+        with every modality count (those the evaluation's main table scores).
+    """
+    complete = cohort.complete
+    truth = np.concatenate([labels[test][complete[test]] for test, _ in scored])
+    prob = np.concatenate([p[complete[test]] for test, p in scored])
     guess = (prob >= 0.5).astype(int)
     return {
         "balanced_accuracy": balanced_accuracy_score(truth, guess),
