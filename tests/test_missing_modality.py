@@ -125,7 +125,7 @@ def test_bids_inputs_keep_and_error(shared_data, tmp_path):
 @pytest.mark.shared
 @pytest.mark.workflow
 def test_workflow_keeps_t1w_only_subjects(shared_data, tmp_path):
-    """Dry run: T1w-only subjects get anat and enter the cohort, never func or
+    """Dry run: T1w-only subjects get anat and its QC and enter the cohort, never func or
     connectivity."""
     t1w = shared_data / "bids_t1w" / "sub-01" / "anat" / "sub-01_T1w.nii.gz"
     root = _bids(tmp_path / "bids", t1w, {"01": True, "05": False, "52": True, "60": False})
@@ -143,7 +143,7 @@ def test_workflow_keeps_t1w_only_subjects(shared_data, tmp_path):
         subject = re.search(r"wildcards: subject=(\w+)", block)
         if rule and subject:
             by_rule.setdefault(rule.group(1), set()).add(subject.group(1))
-    assert by_rule["anat"] == {"01", "05", "52", "60"}
+    assert by_rule["anat"] == by_rule["anat_qc"] == {"01", "05", "52", "60"}
     assert by_rule["func"] == {"01", "52"}
     assert by_rule["connectome"] == {"01", "52"}
     config["input"]["missing_modality"] = "error"
