@@ -276,6 +276,10 @@ def fit_fusion(fold: Fold, log: FitLog, branches: Mapping | None = None) -> Fold
     return FoldResult(*_train_on_split("fusion", fold, log, fold.ids("test"), initial))
 
 
+#: The branches of ``late_fusion``, in the column order of its probability arrays.
+LATE_FUSION_BRANCHES = ("cnn3d", "brainnetcnn")
+
+
 def fit_late_fusion(fold: Fold, log: FitLog, branches: Mapping | None = None) -> FoldResult:
     """Late fusion of the branches' probabilities (``settings.late_fusion``).
 
@@ -291,20 +295,18 @@ def fit_late_fusion(fold: Fold, log: FitLog, branches: Mapping | None = None) ->
     fold, or trained here when absent. A subject without a branch's modality has logit 0
     for it (probability 0.5: no evidence either way), so it is scored from the other.
     """
-    test_logits = _branch_logits(_branch_test_probabilities(fold, log, branches))
     if fold.settings.late_fusion == "mean":
+        test_logits = _branch_logits(_branch_test_probabilities(fold, log, branches))
         history = pd.DataFrame(columns=list(HISTORY_COLUMNS))
         return FoldResult(expit(test_logits.mean(axis=1)), history, {"combine": "mean"})
+    # The inner CV first: it stops a cohort too small for it before any branch trains.
     oof, curves = _inner_branch_probabilities(fold, log)
+    test_logits = _branch_logits(_branch_test_probabilities(fold, log, branches))
     training = fold.ids("train", "validation")
     stacker = LogisticRegression(class_weight="balanced")
     stacker.fit(_branch_logits(oof), fold.labels[fold.cohort.indices(training)])
     log.record("stacker", training)
     return FoldResult(stacker.predict_proba(test_logits)[:, 1], curves, stacker)
-
-
-#: The branches of ``late_fusion``, in the column order of its probability arrays.
-LATE_FUSION_BRANCHES = ("cnn3d", "brainnetcnn")
 
 
 def _branch_test_probabilities(fold: Fold, log: FitLog, branches: Mapping | None) -> np.ndarray:
